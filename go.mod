@@ -1,0 +1,3 @@
+module github.com/ferrygw/ferry
+
+go 1.26

@@ -1,0 +1,84 @@
+// Command ferry carries TCP streams over WebSocket.
+//
+// Usage:
+//
+//	ferry version    print the version, commit and Go version
+//	ferry help       print this help
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+)
+
+// version and commit are set at build time with
+// -ldflags "-X main.version=v1.2.3 -X main.commit=abc123".
+var (
+	version = ""
+	commit  = ""
+)
+
+const usage = `Ferry carries TCP streams over WebSocket.
+
+Usage:
+  ferry <command> [flags] [arguments]
+
+Commands:
+  version    print the version, commit and Go version
+  help       print this help
+
+Run 'ferry <command> -h' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "version":
+		fs := flag.NewFlagSet("ferry version", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		fmt.Fprintln(stdout, versionLine())
+		return 0
+	}
+	fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// versionLine reports the version and commit from -ldflags -X, else from the
+// build info, else "devel", and the Go version.
+func versionLine() string {
+	v, c := version, commit
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if v == "" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			v = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && c == "" {
+				c = s.Value
+			}
+		}
+	}
+	if v == "" {
+		v = "devel"
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	return fmt.Sprintf("ferry %s (commit %s, %s %s/%s)", v, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

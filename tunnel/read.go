@@ -1,0 +1,362 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+)
+
+// Read reads the next data message whole, answering pings and handling a
+// close frame on the way. It returns a *CloseError once the connection is
+// closed.
+func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
+	return c.ReadAppend(ctx, nil)
+}
+
+// ReadAppend reads the next data message and appends its payload to dst,
+// so a caller that reuses dst reads without allocating.
+func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte, error) {
+	if err := c.readMu.acquire(ctx, c.closed); err != nil {
+		return 0, dst, c.lockErr(err)
+	}
+	defer c.readMu.release()
+	stop := c.watchRead(ctx)
+	typ, dst, err := c.readMessage(dst)
+	return typ, dst, c.ctxErr(ctx, stop, err)
+}
+
+func (c *Conn) readMessage(dst []byte) (MessageType, []byte, error) {
+	if err := c.beginMessage(); err != nil {
+		return 0, dst, err
+	}
+	typ := c.rmsg
+	for {
+		if c.rremain > 0 {
+			n := len(dst)
+			need := int(c.rremain)
+			if cap(dst)-n < need {
+				grown := make([]byte, n, n+need+n/4)
+				copy(grown, dst)
+				dst = grown
+			}
+			dst = dst[:n+need]
+			if _, err := io.ReadFull(c.br, dst[n:]); err != nil {
+				return 0, dst[:n], c.readErr(err)
+			}
+			if err := c.consumed(dst[n:]); err != nil {
+				return 0, dst[:n], err
+			}
+		}
+		if c.rfin {
+			if err := c.endMessage(); err != nil {
+				return 0, dst, err
+			}
+			return typ, dst, nil
+		}
+		if err := c.nextFrame(); err != nil {
+			return 0, dst, err
+		}
+	}
+}
+
+// Reader returns the next data message as a stream. The reader is valid
+// until the next call to Reader, Read or ReadAppend, which discard what it
+// left unread; it reads with ctx.
+func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
+	if err := c.readMu.acquire(ctx, c.closed); err != nil {
+		return 0, nil, c.lockErr(err)
+	}
+	defer c.readMu.release()
+	stop := c.watchRead(ctx)
+	err := c.beginMessage()
+	if err = c.ctxErr(ctx, stop, err); err != nil {
+		return 0, nil, err
+	}
+	c.msgReader.ctx = ctx
+	c.msgReader.done = false
+	return c.rmsg, &c.msgReader, nil
+}
+
+// messageReader streams one message's payload.
+type messageReader struct {
+	c    *Conn
+	ctx  context.Context
+	done bool
+}
+
+func (r *messageReader) Read(p []byte) (int, error) {
+	c := r.c
+	if r.done {
+		return 0, io.EOF
+	}
+	if err := c.readMu.acquire(r.ctx, c.closed); err != nil {
+		return 0, c.lockErr(err)
+	}
+	defer c.readMu.release()
+	stop := c.watchRead(r.ctx)
+	n, err := c.readPayload(p)
+	if err == io.EOF {
+		r.done = true
+		return n, err
+	}
+	return n, c.ctxErr(r.ctx, stop, err)
+}
+
+// readPayload reads message payload into p, crossing frame boundaries. It
+// returns io.EOF at the end of the message and never (0, nil) for a
+// non-empty p.
+func (c *Conn) readPayload(p []byte) (int, error) {
+	if c.rmsg == 0 {
+		return 0, io.EOF
+	}
+	for c.rremain == 0 {
+		if c.rfin {
+			if err := c.endMessage(); err != nil {
+				return 0, err
+			}
+			return 0, io.EOF
+		}
+		if err := c.nextFrame(); err != nil {
+			return 0, err
+		}
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if int64(len(p)) > c.rremain {
+		p = p[:c.rremain]
+	}
+	n, err := c.br.Read(p)
+	if n > 0 {
+		if cerr := c.consumed(p[:n]); cerr != nil {
+			return 0, cerr
+		}
+	}
+	if err != nil {
+		return n, c.readErr(err)
+	}
+	if c.rremain == 0 && c.rfin {
+		if err := c.endMessage(); err != nil {
+			return n, err
+		}
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// consumed unmasks and validates payload bytes just read from the frame.
+func (c *Conn) consumed(p []byte) error {
+	c.rremain -= int64(len(p))
+	if c.rh.masked {
+		c.rkey = mask(p, c.rkey)
+	}
+	if c.rmsg == OpText && !c.rutf8.write(p) {
+		return c.fail(StatusInvalidPayload, "text message is not valid UTF-8")
+	}
+	return nil
+}
+
+// beginMessage skips what is left of the previous message and reads frames
+// up to the first frame of the next data message.
+func (c *Conn) beginMessage() error {
+	if err := c.getErr(); err != nil {
+		return err
+	}
+	if c.rmsg != 0 {
+		if err := c.skipMessage(); err != nil {
+			return err
+		}
+	}
+	return c.nextFrame()
+}
+
+// skipMessage discards the rest of the message being read.
+func (c *Conn) skipMessage() error {
+	var buf [512]byte
+	for c.rmsg != 0 {
+		if _, err := c.readPayload(buf[:]); err != nil && err != io.EOF {
+			return err
+		}
+	}
+	return nil
+}
+
+// discardMessage reads and drops one whole message (used while closing).
+func (c *Conn) discardMessage() error {
+	if err := c.beginMessage(); err != nil {
+		return err
+	}
+	return c.skipMessage()
+}
+
+func (c *Conn) endMessage() error {
+	if c.rmsg == OpText && !c.rutf8.complete() {
+		return c.fail(StatusInvalidPayload, "text message ends inside a UTF-8 sequence")
+	}
+	c.rmsg = 0
+	return nil
+}
+
+// nextFrame reads frame headers, handling control frames, until a data frame
+// that belongs in the current state: a new message's first frame between
+// messages, a continuation inside one. It checks every rule of RFC 6455
+// section 5 that a header can break.
+func (c *Conn) nextFrame() error {
+	for {
+		h := &c.rh
+		if err := readHeader(c.br, h); err != nil {
+			if err == errFrameLength {
+				return c.fail(StatusProtocolError, "frame length has the most significant bit set")
+			}
+			return c.readErr(err)
+		}
+		if h.rsv1 || h.rsv2 || h.rsv3 {
+			return c.fail(StatusProtocolError, "reserved bits set without a negotiated extension")
+		}
+		if h.opcode.isReserved() {
+			return c.fail(StatusProtocolError, fmt.Sprintf("reserved opcode %#x", byte(h.opcode)))
+		}
+		if h.masked == c.client {
+			if c.client {
+				return c.fail(StatusProtocolError, "server frame is masked")
+			}
+			return c.fail(StatusProtocolError, "client frame is not masked")
+		}
+		if h.opcode.isControl() {
+			if !h.fin {
+				return c.fail(StatusProtocolError, "fragmented control frame")
+			}
+			if h.length > maxControlPayload {
+				return c.fail(StatusProtocolError, "control frame payload over 125 bytes")
+			}
+			if err := c.handleControl(); err != nil {
+				return err
+			}
+			continue
+		}
+		if h.opcode == OpContinuation {
+			if c.rmsg == 0 {
+				return c.fail(StatusProtocolError, "continuation frame without a message to continue")
+			}
+		} else {
+			if c.rmsg != 0 {
+				return c.fail(StatusProtocolError, "new data frame inside a fragmented message")
+			}
+			c.rmsg = h.opcode
+			c.rmsgLen = 0
+			c.rutf8.reset()
+		}
+		c.rmsgLen += h.length
+		if c.rmsgLen > c.readLimit || c.rmsgLen < 0 {
+			return c.fail(StatusMessageTooBig, fmt.Sprintf("message over the %d-byte limit", c.readLimit))
+		}
+		c.rremain = h.length
+		c.rkey = h.key
+		c.rfin = h.fin
+		return nil
+	}
+}
+
+// handleControl reads the payload of the control frame whose header is in
+// c.rh and acts on it: a ping is answered, a pong wakes Ping, a close frame
+// runs our side of the closing handshake.
+func (c *Conn) handleControl() error {
+	h := &c.rh
+	p := c.rctrl[:h.length]
+	if _, err := io.ReadFull(c.br, p); err != nil {
+		return c.readErr(err)
+	}
+	if h.masked {
+		mask(p, h.key)
+	}
+	switch h.opcode {
+	case OpPing:
+		if err := c.writeControl(context.Background(), OpPong, p); err != nil && !errors.Is(err, errCloseSent) {
+			return c.readErr(err)
+		}
+	case OpPong:
+		c.gotPong(p)
+	case OpClose:
+		code, reason, err := parseClosePayload(p)
+		if err != nil {
+			var ce *CloseError
+			errors.As(err, &ce)
+			return c.fail(ce.Code, ce.Reason)
+		}
+		return c.peerClosed(code, reason)
+	}
+	return nil
+}
+
+// peerClosed answers the peer's close frame by echoing its code, then ends
+// TCP: the server at once, a client after waiting briefly for the server to
+// do it (section 7.1.1).
+func (c *Conn) peerClosed(code StatusCode, reason string) error {
+	cerr := &CloseError{Code: code, Reason: reason}
+	c.closeRcvdOnce.Do(func() { close(c.closeRcvd) })
+	echo := code
+	_ = c.writeClose(echo, "")
+	if c.client {
+		_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.Copy(io.Discard, c.br)
+	}
+	c.closeTCP(cerr)
+	return c.getErr()
+}
+
+// fail fails the connection (section 7.1.7): it sends a close frame with
+// code and reason, stops writing, drains briefly so the peer can read the
+// close frame before TCP ends, and closes. It returns the *CloseError that
+// every later call gets.
+func (c *Conn) fail(code StatusCode, reason string) error {
+	cerr := &CloseError{Code: code, Reason: reason, Local: true}
+	c.setErr(cerr)
+	_ = c.writeClose(code, reason)
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.br, 1<<20))
+	c.closeTCP(cerr)
+	return c.getErr()
+}
+
+// readErr turns an error from the TCP connection into the Conn's error: a
+// deadline stays a deadline (the read can be retried); anything else ends
+// the connection, as 1006 when no close frame came first.
+func (c *Conn) readErr(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if e := c.getErr(); e != nil {
+			return e
+		}
+		return err
+	}
+	if e := c.getErr(); e != nil {
+		return e
+	}
+	var reason string
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		reason = "connection ended without a close frame"
+	case errors.Is(err, net.ErrClosed):
+		reason = "connection closed"
+	default:
+		reason = err.Error()
+	}
+	c.closeTCP(&CloseError{Code: StatusAbnormalClosure, Reason: reason, Local: true})
+	return c.getErr()
+}
+
+// lockErr maps a failure to take a lock to the Conn's error.
+func (c *Conn) lockErr(err error) error {
+	if errors.Is(err, ErrClosed) {
+		if e := c.getErr(); e != nil {
+			return e
+		}
+	}
+	return err
+}

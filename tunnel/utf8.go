@@ -1,0 +1,105 @@
+package tunnel
+
+import "encoding/binary"
+
+// utf8State is the state of an incremental UTF-8 validator (RFC 3629). It
+// fails on the first byte that no valid encoding could contain, so a text
+// message split over fragments is rejected as early as the bytes allow.
+type utf8State uint8
+
+const (
+	u8Accept utf8State = iota // between runes
+	u8Tail1                   // one continuation byte 80..BF expected
+	u8Tail2                   // two continuation bytes expected
+	u8Tail3                   // three continuation bytes expected
+	u8E0                      // after E0: A0..BF, then one more
+	u8ED                      // after ED: 80..9F (no surrogates), then one more
+	u8F0                      // after F0: 90..BF, then two more
+	u8F4                      // after F4: 80..8F (not above U+10FFFF), then two more
+	u8Reject
+)
+
+// utf8Validator validates UTF-8 text given in pieces.
+type utf8Validator struct{ s utf8State }
+
+// write feeds p to the validator and reports false as soon as the bytes seen
+// so far cannot be the start of valid UTF-8.
+func (v *utf8Validator) write(p []byte) bool {
+	s := v.s
+	for i := 0; i < len(p); {
+		if s == u8Accept {
+			// ASCII fast path, 8 bytes at a time.
+			for i+8 <= len(p) && binary.LittleEndian.Uint64(p[i:])&0x8080808080808080 == 0 {
+				i += 8
+			}
+			if i == len(p) {
+				break
+			}
+		}
+		c := p[i]
+		i++
+		switch s {
+		case u8Accept:
+			switch {
+			case c < 0x80:
+			case c >= 0xC2 && c <= 0xDF:
+				s = u8Tail1
+			case c == 0xE0:
+				s = u8E0
+			case c == 0xED:
+				s = u8ED
+			case c >= 0xE1 && c <= 0xEF:
+				s = u8Tail2
+			case c == 0xF0:
+				s = u8F0
+			case c >= 0xF1 && c <= 0xF3:
+				s = u8Tail3
+			case c == 0xF4:
+				s = u8F4
+			default:
+				s = u8Reject
+			}
+		case u8Tail1, u8Tail2, u8Tail3:
+			if c < 0x80 || c > 0xBF {
+				s = u8Reject
+			} else {
+				s--
+			}
+		case u8E0:
+			if c < 0xA0 || c > 0xBF {
+				s = u8Reject
+			} else {
+				s = u8Tail1
+			}
+		case u8ED:
+			if c < 0x80 || c > 0x9F {
+				s = u8Reject
+			} else {
+				s = u8Tail1
+			}
+		case u8F0:
+			if c < 0x90 || c > 0xBF {
+				s = u8Reject
+			} else {
+				s = u8Tail2
+			}
+		case u8F4:
+			if c < 0x80 || c > 0x8F {
+				s = u8Reject
+			} else {
+				s = u8Tail2
+			}
+		}
+		if s == u8Reject {
+			v.s = s
+			return false
+		}
+	}
+	v.s = s
+	return true
+}
+
+// complete reports whether the text ended on a rune boundary.
+func (v *utf8Validator) complete() bool { return v.s == u8Accept }
+
+func (v *utf8Validator) reset() { v.s = u8Accept }

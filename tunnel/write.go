@@ -1,0 +1,250 @@
+package tunnel
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// errCloseSent is returned for a write after our close frame went out.
+var errCloseSent = errors.New("tunnel: close frame already sent")
+
+// writeChunk is the size of the pooled buffer that small frames are
+// assembled in and that a client masks large payloads through.
+const writeChunk = 16 << 10
+
+var writeBufPool = sync.Pool{New: func() any { b := make([]byte, writeChunk); return &b }}
+
+// Write sends p as one message of type typ (MessageText or MessageBinary) in
+// one frame. Text must be UTF-8; Write does not check (the peer will).
+func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
+	if typ != MessageText && typ != MessageBinary {
+		return fmt.Errorf("tunnel: write of %v: not a data message type", typ)
+	}
+	if err := c.msgMu.acquire(ctx, c.closed); err != nil {
+		return c.lockErr(err)
+	}
+	err := c.writeFrame(ctx, true, typ, p)
+	c.msgMu.release()
+	return err
+}
+
+// Writer returns a writer for one message of type typ, sent as one frame
+// per Write call (zero-length writes are skipped) and ended by Close, which
+// sends the final frame. Other writers wait until it is closed; control
+// frames may go out in between.
+func (c *Conn) Writer(ctx context.Context, typ MessageType) (*MessageWriter, error) {
+	if typ != MessageText && typ != MessageBinary {
+		return nil, fmt.Errorf("tunnel: writer of %v: not a data message type", typ)
+	}
+	if err := c.msgMu.acquire(ctx, c.closed); err != nil {
+		return nil, c.lockErr(err)
+	}
+	w := &c.writer
+	w.ctx = ctx
+	w.op = typ
+	w.open = true
+	return w, nil
+}
+
+// MessageWriter streams one message as fragments; see Conn.Writer.
+type MessageWriter = messageWriter
+
+type messageWriter struct {
+	c    *Conn
+	ctx  context.Context
+	op   Opcode // opcode of the next frame: the type, then continuation
+	open bool
+}
+
+// Write sends p as one fragment of the message.
+func (w *messageWriter) Write(p []byte) (int, error) {
+	if !w.open {
+		return 0, errors.New("tunnel: write to a closed message writer")
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if err := w.c.writeFrame(w.ctx, false, w.op, p); err != nil {
+		return 0, err
+	}
+	w.op = OpContinuation
+	return len(p), nil
+}
+
+// Close sends the message's final frame and lets the next writer go.
+func (w *messageWriter) Close() error {
+	if !w.open {
+		return errors.New("tunnel: message writer closed twice")
+	}
+	w.open = false
+	err := w.c.writeFrame(w.ctx, true, w.op, nil)
+	w.c.msgMu.release()
+	return err
+}
+
+// writeFrame writes one data frame. Small frames are assembled with their
+// header in a pooled buffer and written with one call; a server's large
+// payload goes out with its header in one writev; a client masks through the
+// pooled buffer without touching p.
+func (c *Conn) writeFrame(ctx context.Context, fin bool, op Opcode, p []byte) error {
+	if err := c.frameMu.acquire(ctx, c.closed); err != nil {
+		return c.lockErr(err)
+	}
+	defer c.frameMu.release()
+	if c.closeSent {
+		if err := c.getErr(); err != nil {
+			return err
+		}
+		return errCloseSent
+	}
+	stop := c.watchWrite(ctx)
+	err := c.writeFrameLocked(fin, op, p)
+	if err != nil {
+		err = c.ctxErr(ctx, stop, err)
+		c.closeTCP(&CloseError{Code: StatusAbnormalClosure, Reason: "write failed: " + err.Error(), Local: true})
+		return err
+	}
+	if stop != nil {
+		stop()
+	}
+	return nil
+}
+
+func (c *Conn) writeFrameLocked(fin bool, op Opcode, p []byte) error {
+	h := header{fin: fin, opcode: op, length: int64(len(p)), masked: c.client}
+	if c.client {
+		h.key = uint32(c.rng.Uint64())
+	}
+	hn := putHeader(c.whdr[:], h)
+	if !c.client && hn+len(p) > writeChunk {
+		c.wvArr[0] = c.whdr[:hn]
+		c.wvArr[1] = p
+		c.wv = c.wvArr[:]
+		_, err := c.wv.WriteTo(c.nc)
+		c.wvArr[1] = nil
+		return err
+	}
+	bp := writeBufPool.Get().(*[]byte)
+	defer writeBufPool.Put(bp)
+	buf := *bp
+	n := copy(buf, c.whdr[:hn])
+	key := h.key
+	for {
+		m := copy(buf[n:], p)
+		if c.client {
+			key = mask(buf[n:n+m], key)
+		}
+		p = p[m:]
+		if _, err := c.nc.Write(buf[:n+m]); err != nil {
+			return err
+		}
+		if len(p) == 0 {
+			return nil
+		}
+		n = 0
+	}
+}
+
+// writeControl sends one control frame (payload at most 125 bytes).
+func (c *Conn) writeControl(ctx context.Context, op Opcode, p []byte) error {
+	if len(p) > maxControlPayload {
+		return fmt.Errorf("tunnel: %v payload of %d bytes is over 125", op, len(p))
+	}
+	if err := c.frameMu.acquire(ctx, c.closed); err != nil {
+		return c.lockErr(err)
+	}
+	defer c.frameMu.release()
+	if c.closeSent {
+		return errCloseSent
+	}
+	if op == OpClose {
+		c.closeSent = true
+	}
+	stop := c.watchWrite(ctx)
+	h := header{fin: true, opcode: op, length: int64(len(p)), masked: c.client}
+	if c.client {
+		h.key = uint32(c.rng.Uint64())
+	}
+	n := putHeader(c.wctrl[:], h)
+	m := copy(c.wctrl[n:], p)
+	if c.client {
+		mask(c.wctrl[n:n+m], h.key)
+	}
+	_, err := c.nc.Write(c.wctrl[:n+m])
+	if err != nil {
+		err = c.ctxErr(ctx, stop, err)
+		c.closeTCP(&CloseError{Code: StatusAbnormalClosure, Reason: "write failed: " + err.Error(), Local: true})
+		return err
+	}
+	if stop != nil {
+		stop()
+	}
+	return nil
+}
+
+// writeClose sends our close frame once, giving up after closeTimeout.
+func (c *Conn) writeClose(code StatusCode, reason string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	var p [maxControlPayload]byte
+	n := putClosePayload(p[:], code, reason)
+	return c.writeControl(ctx, OpClose, p[:n])
+}
+
+// Ping sends a ping and waits for the matching pong. A reader must be
+// running for the pong to be seen.
+func (c *Conn) Ping(ctx context.Context) error {
+	id := c.pingSeq.Add(1)
+	var p [8]byte
+	binary.BigEndian.PutUint64(p[:], id)
+	ch := make(chan struct{})
+	c.pingMu.Lock()
+	select {
+	case <-c.closed:
+		c.pingMu.Unlock()
+		return c.lockErr(ErrClosed)
+	default:
+	}
+	if c.pings == nil {
+		c.pings = make(map[uint64]chan struct{})
+	}
+	c.pings[id] = ch
+	c.pingMu.Unlock()
+	defer func() {
+		c.pingMu.Lock()
+		delete(c.pings, id)
+		c.pingMu.Unlock()
+	}()
+	if err := c.writeControl(ctx, OpPing, p[:]); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		select {
+		case <-c.closed:
+			return c.lockErr(ErrClosed)
+		default:
+			return nil
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("tunnel: ping: %w", ctx.Err())
+	}
+}
+
+// gotPong wakes the Ping waiting for this payload; unsolicited pongs are
+// ignored (section 5.5.3).
+func (c *Conn) gotPong(p []byte) {
+	if len(p) != 8 {
+		return
+	}
+	id := binary.BigEndian.Uint64(p)
+	c.pingMu.Lock()
+	if ch, ok := c.pings[id]; ok {
+		close(ch)
+		delete(c.pings, id)
+	}
+	c.pingMu.Unlock()
+}
