@@ -51,17 +51,17 @@ type Conn struct {
 	msgReader messageReader
 
 	// Writing. msgMu is held for a whole data message, frameMu for a frame.
-	msgMu    lock
-	frameMu  lock
-	whdr     [maxHeaderSize]byte
-	wv       net.Buffers
-	wvArr    [2][]byte
-	rng      *mrand.ChaCha8 // masking keys (client); guarded by frameMu
-	writer   messageWriter
-	wctrl    [maxHeaderSize + maxControlPayload]byte
-	pingSeq  atomic.Uint64
-	pingMu   sync.Mutex
-	pings    map[uint64]chan struct{}
+	msgMu   lock
+	frameMu lock
+	whdr    [maxHeaderSize]byte
+	wv      net.Buffers
+	wvArr   [2][]byte
+	rng     *mrand.ChaCha8 // masking keys (client); guarded by frameMu
+	writer  messageWriter
+	wctrl   [maxHeaderSize + maxControlPayload]byte
+	pingSeq atomic.Uint64
+	pingMu  sync.Mutex
+	pings   map[uint64]chan struct{}
 	// closeSent is set, under frameMu, once our close frame is on the wire.
 	closeSent bool
 
@@ -234,7 +234,7 @@ func (c *Conn) CloseNow() error {
 // TCP first; a client waits briefly for it. Close returns nil when the
 // handshake completed.
 func (c *Conn) Close(code StatusCode, reason string) error {
-	if code != StatusNoStatusRcvd && !validWireCode(code) {
+	if !validWireCode(code) {
 		return fmt.Errorf("tunnel: close code %d may not be sent", uint16(code))
 	}
 	err := c.writeClose(code, reason)

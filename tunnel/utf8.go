@@ -1,6 +1,9 @@
 package tunnel
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
 
 // utf8State is the state of an incremental UTF-8 validator (RFC 3629). It
 // fails on the first byte that no valid encoding could contain, so a text
@@ -34,6 +37,14 @@ func (v *utf8Validator) write(p []byte) bool {
 			}
 			if i == len(p) {
 				break
+			}
+			// Between runes, hand whole runes to the standard library's
+			// validator, which is faster on multi-byte text; only the cut
+			// rune at the end (at most 3 bytes) goes through the machine.
+			// If utf8.Valid says no, the byte loop below finds where.
+			if end := runeBoundary(p[i:]); end > 64 && utf8.Valid(p[i:i+end]) {
+				i += end
+				continue
 			}
 		}
 		c := p[i]
@@ -103,3 +114,18 @@ func (v *utf8Validator) write(p []byte) bool {
 func (v *utf8Validator) complete() bool { return v.s == u8Accept }
 
 func (v *utf8Validator) reset() { v.s = u8Accept }
+
+// runeBoundary returns the length of the longest prefix of p that does not
+// end inside a multi-byte sequence: it backs off at most 3 bytes.
+func runeBoundary(p []byte) int {
+	end := len(p)
+	for k := 1; k <= 3 && k <= len(p); k++ {
+		if c := p[len(p)-k]; utf8.RuneStart(c) {
+			if c >= 0xC0 && !utf8.FullRune(p[len(p)-k:]) {
+				end = len(p) - k
+			}
+			break
+		}
+	}
+	return end
+}

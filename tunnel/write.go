@@ -13,7 +13,7 @@ var errCloseSent = errors.New("tunnel: close frame already sent")
 
 // writeChunk is the size of the pooled buffer that small frames are
 // assembled in and that a client masks large payloads through.
-const writeChunk = 16 << 10
+const writeChunk = 64<<10 + maxHeaderSize
 
 var writeBufPool = sync.Pool{New: func() any { b := make([]byte, writeChunk); return &b }}
 

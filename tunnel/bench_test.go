@@ -1,0 +1,111 @@
+package tunnel
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// BenchmarkEcho measures round trips through an echoing server over
+// loopback TCP: a client writes a message and reads it back. Compare with
+// BenchmarkRawTCPEcho, the same workload on bare TCP.
+func BenchmarkEcho(b *testing.B) {
+	for _, size := range []int{64, 64 << 10} {
+		b.Run(strconv.Itoa(size), func(b *testing.B) {
+			client, server := dialPair(b)
+			ctx := context.Background()
+			go func() {
+				var buf []byte
+				for {
+					typ, p, err := server.ReadAppend(ctx, buf[:0])
+					if err != nil {
+						return
+					}
+					buf = p
+					if server.Write(ctx, typ, p) != nil {
+						return
+					}
+				}
+			}()
+			msg := make([]byte, size)
+			buf := make([]byte, 0, size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := client.Write(ctx, MessageBinary, msg); err != nil {
+					b.Fatal(err)
+				}
+				var err error
+				if _, buf, err = client.ReadAppend(ctx, buf[:0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+func BenchmarkRawTCPEcho(b *testing.B) {
+	for _, size := range []int{64, 64 << 10} {
+		b.Run(strconv.Itoa(size), func(b *testing.B) {
+			a, s := tcpPair(b)
+			go func() {
+				buf := make([]byte, size)
+				for {
+					if _, err := readFull(s, buf); err != nil {
+						return
+					}
+					if _, err := s.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+			msg := make([]byte, size)
+			buf := make([]byte, size)
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				if _, err := a.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := readFull(a, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+func readFull(c net.Conn, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := c.Read(p[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func BenchmarkUTF8(b *testing.B) {
+	ascii := []byte(strings.Repeat("GET /index.html HTTP/1.1\r\n", 2000))
+	mixed := []byte(strings.Repeat("κόσμε ferry ", 2000))
+	for _, tc := range []struct {
+		name string
+		p    []byte
+	}{{"ascii", ascii}, {"mixed", mixed}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(tc.p)))
+			var v utf8Validator
+			for b.Loop() {
+				v.reset()
+				if !v.write(tc.p) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+	}
+}
