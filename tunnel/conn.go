@@ -256,6 +256,13 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	} else {
 		select {
 		case <-c.closeRcvd:
+			if c.client {
+				// The reader waits for the server to end TCP first.
+				select {
+				case <-c.closed:
+				case <-timer.C:
+				}
+			}
 		case <-c.closed:
 		case <-timer.C:
 		}

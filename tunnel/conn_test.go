@@ -211,3 +211,25 @@ func TestConcurrentWriters(t *testing.T) {
 		}
 	}
 }
+
+// TestCancelAfterReaderDone checks that a context cancelled after a
+// streamed message was read to its end leaves the connection usable.
+func TestCancelAfterReaderDone(t *testing.T) {
+	t.Parallel()
+	client, server := dialPair(t)
+	bg := context.Background()
+	go client.Write(bg, MessageText, []byte("one"))
+	ctx, cancel := context.WithCancel(bg)
+	_, r, err := server.Reader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(r); err != nil || string(b) != "one" {
+		t.Fatalf("ReadAll = %q, %v", b, err)
+	}
+	cancel()
+	go client.Write(bg, MessageText, []byte("two"))
+	if _, p, err := server.Read(bg); err != nil || string(p) != "two" {
+		t.Fatalf("Read after cancel = %q, %v", p, err)
+	}
+}

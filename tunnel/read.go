@@ -101,7 +101,10 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	n, err := c.readPayload(p)
 	if err == io.EOF {
 		r.done = true
-		return n, err
+		if cerr := c.ctxErr(r.ctx, stop, nil); cerr != nil {
+			return n, cerr
+		}
+		return n, io.EOF
 	}
 	return n, c.ctxErr(r.ctx, stop, err)
 }
