@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ferrygw/ferry/compress"
 )
 
 // websocketGUID is the constant of RFC 6455 section 1.3.
@@ -26,6 +28,9 @@ type AcceptOptions struct {
 	ReadLimit int64
 	// ResponseHeader holds extra headers for the 101 response.
 	ResponseHeader http.Header
+	// Compression, when set, accepts permessage-deflate (RFC 7692) if the
+	// client offers it; nil never compresses.
+	Compression *compress.Options
 }
 
 // HandshakeError is a refused opening handshake: the HTTP status the server
@@ -57,6 +62,15 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		return nil, herr
 	}
 	subprotocol := selectSubprotocol(r.Header, opts.Subprotocols)
+	var params compress.Params
+	deflate := false
+	if opts.Compression != nil {
+		// A malformed header declines compression; it never fails the
+		// handshake (RFC 7692 section 5).
+		if exts, err := compress.ParseExtensions(r.Header.Values("Sec-WebSocket-Extensions")); err == nil {
+			params, deflate = compress.Negotiate(exts, *opts.Compression)
+		}
+	}
 
 	hj, ok := w.(http.Hijacker)
 	if !ok {
@@ -81,6 +95,11 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		bw.WriteString(subprotocol)
 		bw.WriteString("\r\n")
 	}
+	if deflate {
+		bw.WriteString("Sec-WebSocket-Extensions: ")
+		bw.WriteString(params.String())
+		bw.WriteString("\r\n")
+	}
 	for k, vs := range opts.ResponseHeader {
 		for _, v := range vs {
 			bw.WriteString(k)
@@ -98,7 +117,11 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	if br.Size() < maxHeaderSize+2 {
 		br = bufio.NewReader(nc)
 	}
-	return newConn(nc, br, false, subprotocol, opts.ReadLimit), nil
+	c := newConn(nc, br, false, subprotocol, opts.ReadLimit)
+	if deflate {
+		c.enableCompression(params, *opts.Compression)
+	}
+	return c, nil
 }
 
 // checkRequest validates an opening handshake request and returns its

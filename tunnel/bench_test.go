@@ -1,11 +1,16 @@
 package tunnel
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ferrygw/ferry/compress"
 )
 
 // BenchmarkEcho measures round trips through an echoing server over
@@ -16,19 +21,7 @@ func BenchmarkEcho(b *testing.B) {
 		b.Run(strconv.Itoa(size), func(b *testing.B) {
 			client, server := dialPair(b)
 			ctx := context.Background()
-			go func() {
-				var buf []byte
-				for {
-					typ, p, err := server.ReadAppend(ctx, buf[:0])
-					if err != nil {
-						return
-					}
-					buf = p
-					if server.Write(ctx, typ, p) != nil {
-						return
-					}
-				}
-			}()
+			go echoLoop(server)
 			msg := make([]byte, size)
 			buf := make([]byte, 0, size)
 			b.SetBytes(int64(size))
@@ -107,5 +100,57 @@ func BenchmarkUTF8(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkCompressedEcho is BenchmarkEcho with permessage-deflate on
+// protocol text (context takeover both ways), and on random bytes, which
+// the compressor must skip.
+func BenchmarkCompressedEcho(b *testing.B) {
+	var text bytes.Buffer
+	for i := 0; text.Len() < 64<<10; i++ {
+		fmt.Fprintf(&text, `{"id":%d,"user":"user%d","op":"SET","ok":true,"ts":"2026-11-26T16:%02d:00Z"}`+"\n", i*31, i%113, i%60)
+	}
+	random := make([]byte, 64<<10)
+	rand.Read(random)
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+	}{{"json", text.Bytes()[:64<<10]}, {"random", random}} {
+		b.Run(tc.name, func(b *testing.B) {
+			client, server := dialPair(b)
+			client.enableCompression(compress.Params{}, compress.Options{})
+			server.enableCompression(compress.Params{}, compress.Options{})
+			ctx := context.Background()
+			go echoLoop(server)
+			buf := make([]byte, 0, len(tc.msg))
+			b.SetBytes(int64(len(tc.msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := client.Write(ctx, MessageBinary, tc.msg); err != nil {
+					b.Fatal(err)
+				}
+				var err error
+				if _, buf, err = client.ReadAppend(ctx, buf[:0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// echoLoop sends every message c reads back to its peer, until an error.
+func echoLoop(c *Conn) {
+	ctx := context.Background()
+	var buf []byte
+	for {
+		typ, p, err := c.ReadAppend(ctx, buf[:0])
+		if err != nil {
+			return
+		}
+		buf = p
+		if c.Write(ctx, typ, p) != nil {
+			return
+		}
 	}
 }

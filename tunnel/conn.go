@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferrygw/ferry/compress"
 )
 
 // DefaultReadLimit is the largest message a Conn accepts when no limit is
@@ -49,6 +51,16 @@ type Conn struct {
 	rutf8     utf8Validator
 	rctrl     [maxControlPayload]byte
 	msgReader messageReader
+	rcomp     bool    // the message being read is compressed
+	zbuf      *[]byte // its compressed payload, pooled
+
+	// Compression (RFC 7692), nil when not negotiated. decomp is guarded
+	// by readMu, comp by msgMu.
+	params    compress.Params
+	comp      *compress.Compressor
+	decomp    *compress.Decompressor
+	idleTimer *time.Timer // gives comp's flate state back when idle
+	idleArmed bool        // guarded by msgMu
 
 	// Writing. msgMu is held for a whole data message, frameMu for a frame.
 	msgMu   lock
@@ -101,6 +113,23 @@ func newConn(nc net.Conn, br *bufio.Reader, client bool, subprotocol string, rea
 	}
 	return c
 }
+
+// enableCompression sets up permessage-deflate with the negotiated
+// parameters, each side compressing with its own window and takeover.
+func (c *Conn) enableCompression(p compress.Params, opts compress.Options) {
+	c.params = p
+	if c.client {
+		c.comp = compress.NewCompressor(opts, p.ClientMaxWindowBits, !p.ClientNoContextTakeover)
+		c.decomp = compress.NewDecompressor(!p.ServerNoContextTakeover)
+	} else {
+		c.comp = compress.NewCompressor(opts, p.ServerMaxWindowBits, !p.ServerNoContextTakeover)
+		c.decomp = compress.NewDecompressor(!p.ClientNoContextTakeover)
+	}
+}
+
+// Compression returns the negotiated permessage-deflate parameters, and
+// false when the extension is not in use.
+func (c *Conn) Compression() (compress.Params, bool) { return c.params, c.comp != nil }
 
 // Subprotocol returns the subprotocol the handshake selected, or "".
 func (c *Conn) Subprotocol() string { return c.subprotocol }
@@ -212,6 +241,9 @@ func (c *Conn) closeTCP(err error) {
 	c.closeOnce.Do(func() {
 		_ = c.nc.Close()
 		close(c.closed)
+		if c.idleTimer != nil {
+			c.idleTimer.Stop()
+		}
 		c.pingMu.Lock()
 		for id, ch := range c.pings {
 			close(ch)

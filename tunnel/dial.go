@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/ferrygw/ferry/compress"
 )
 
 // DialOptions configures Dial. The zero value (or nil) dials directly or
@@ -33,6 +35,12 @@ type DialOptions struct {
 	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// ReadLimit is the largest message accepted (default DefaultReadLimit).
 	ReadLimit int64
+	// Compression, when set, offers permessage-deflate (RFC 7692); nil
+	// offers nothing.
+	Compression *compress.Options
+
+	// rawOffer replaces the offer made for Compression (tests only).
+	rawOffer string
 }
 
 // Dial opens a WebSocket to a ws:// or wss:// URL (RFC 6455 section 4.1).
@@ -206,6 +214,13 @@ func handshake(nc net.Conn, u *url.URL, hostPort string, secure bool, opts *Dial
 	if len(opts.Subprotocols) > 0 {
 		fmt.Fprintf(&b, "Sec-WebSocket-Protocol: %s\r\n", strings.Join(opts.Subprotocols, ", "))
 	}
+	if opts.Compression != nil {
+		offer := compress.Offer(*opts.Compression)
+		if opts.rawOffer != "" {
+			offer = opts.rawOffer
+		}
+		fmt.Fprintf(&b, "Sec-WebSocket-Extensions: %s\r\n", offer)
+	}
 	for k, vs := range opts.HTTPHeader {
 		switch http.CanonicalHeaderKey(k) {
 		case "Host", "Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions":
@@ -263,8 +278,19 @@ func handshake(nc net.Conn, u *url.URL, hostPort string, secure bool, opts *Dial
 			return nil, resp, fmt.Errorf("server selected subprotocol %q, which was not offered", strings.Join(ps, ", "))
 		}
 	}
-	if ext := resp.Header.Values("Sec-WebSocket-Extensions"); len(ext) > 0 {
+	ext := resp.Header.Values("Sec-WebSocket-Extensions")
+	if len(ext) > 0 && opts.Compression == nil {
 		return nil, resp, fmt.Errorf("server accepted extensions %q that were not offered", strings.Join(ext, ", "))
 	}
-	return newConn(nc, br, true, subprotocol, opts.ReadLimit), resp, nil
+	c := newConn(nc, br, true, subprotocol, opts.ReadLimit)
+	if opts.Compression != nil {
+		params, ok, err := compress.Accepted(ext, *opts.Compression)
+		if err != nil {
+			return nil, resp, err
+		}
+		if ok {
+			c.enableCompression(params, *opts.Compression)
+		}
+	}
+	return c, resp, nil
 }

@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
+
+	"github.com/ferrygw/ferry/compress"
 )
 
 // Read reads the next data message whole, answering pings and handling a
@@ -34,18 +37,29 @@ func (c *Conn) readMessage(dst []byte) (MessageType, []byte, error) {
 		return 0, dst, err
 	}
 	typ := c.rmsg
-	for {
-		if c.rremain > 0 {
-			n := len(dst)
-			need := int(c.rremain)
-			if cap(dst)-n < need {
-				grown := make([]byte, n, n+need+n/4)
+	if c.rcomp {
+		for {
+			if cap(dst)-len(dst) < 512 {
+				grown := make([]byte, len(dst), 2*cap(dst)+4096)
 				copy(grown, dst)
 				dst = grown
 			}
-			dst = dst[:n+need]
-			if _, err := io.ReadFull(c.br, dst[n:]); err != nil {
-				return 0, dst[:n], c.readErr(err)
+			n, err := c.readInflated(dst[len(dst):cap(dst)])
+			dst = dst[:len(dst)+n]
+			if err == io.EOF {
+				return typ, dst, nil
+			}
+			if err != nil {
+				return 0, dst, err
+			}
+		}
+	}
+	for {
+		if c.rremain > 0 {
+			n := len(dst)
+			var err error
+			if dst, err = c.appendFrame(dst); err != nil {
+				return 0, dst, c.readErr(err)
 			}
 			if err := c.consumed(dst[n:]); err != nil {
 				return 0, dst[:n], err
@@ -61,6 +75,23 @@ func (c *Conn) readMessage(dst []byte) (MessageType, []byte, error) {
 			return 0, dst, err
 		}
 	}
+}
+
+// appendFrame appends the rest of the current frame's payload, as it is on
+// the wire, to dst. On error dst comes back unchanged.
+func (c *Conn) appendFrame(dst []byte) ([]byte, error) {
+	n := len(dst)
+	need := int(c.rremain)
+	if cap(dst)-n < need {
+		grown := make([]byte, n, n+need+n/2)
+		copy(grown, dst)
+		dst = grown
+	}
+	dst = dst[:n+need]
+	if _, err := io.ReadFull(c.br, dst[n:]); err != nil {
+		return dst[:n], err
+	}
+	return dst, nil
 }
 
 // Reader returns the next data message as a stream. The reader is valid
@@ -115,6 +146,12 @@ func (r *messageReader) Read(p []byte) (int, error) {
 func (c *Conn) readPayload(p []byte) (int, error) {
 	if c.rmsg == 0 {
 		return 0, io.EOF
+	}
+	if c.rcomp {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return c.readInflated(p)
 	}
 	for c.rremain == 0 {
 		if c.rfin {
@@ -174,7 +211,75 @@ func (c *Conn) beginMessage() error {
 			return err
 		}
 	}
-	return c.nextFrame()
+	if err := c.nextFrame(); err != nil {
+		return err
+	}
+	if c.rcomp {
+		return c.loadCompressed()
+	}
+	return nil
+}
+
+// zbufPool holds buffers for compressed payloads.
+var zbufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// deflateTail is appended to a compressed message before inflating it
+// (RFC 7692 section 7.2.2).
+var deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
+
+// loadCompressed reads every frame of a compressed message (answering
+// control frames in between), appends the deflate tail and starts
+// inflating. The wire size is bounded by the read limit in nextFrame, the
+// inflated size by the decompressor.
+func (c *Conn) loadCompressed() error {
+	c.zbuf = zbufPool.Get().(*[]byte)
+	buf := (*c.zbuf)[:0]
+	for {
+		n := len(buf)
+		var err error
+		if buf, err = c.appendFrame(buf); err != nil {
+			*c.zbuf = buf[:0]
+			return c.readErr(err)
+		}
+		if c.rh.masked {
+			c.rkey = mask(buf[n:], c.rkey)
+		}
+		c.rremain = 0
+		if c.rfin {
+			break
+		}
+		if err := c.nextFrame(); err != nil {
+			*c.zbuf = buf[:0]
+			return err
+		}
+	}
+	buf = append(buf, deflateTail...)
+	*c.zbuf = buf
+	if err := c.decomp.Begin(buf, c.readLimit); err != nil {
+		return c.fail(StatusInvalidPayload, "corrupt compressed message: "+err.Error())
+	}
+	return nil
+}
+
+// readInflated reads inflated bytes of the current compressed message.
+func (c *Conn) readInflated(p []byte) (int, error) {
+	n, err := c.decomp.Read(p)
+	if n > 0 && c.rmsg == OpText && !c.rutf8.write(p[:n]) {
+		return 0, c.fail(StatusInvalidPayload, "text message is not valid UTF-8")
+	}
+	switch {
+	case err == nil:
+		return n, nil
+	case err == io.EOF:
+		if eerr := c.endMessage(); eerr != nil {
+			return n, eerr
+		}
+		return n, io.EOF
+	case errors.Is(err, compress.ErrTooBig):
+		return 0, c.fail(StatusMessageTooBig, fmt.Sprintf("message inflates past the %d-byte limit", c.readLimit))
+	default:
+		return 0, c.fail(StatusInvalidPayload, "corrupt compressed message")
+	}
 }
 
 // skipMessage discards the rest of the message being read.
@@ -201,6 +306,15 @@ func (c *Conn) endMessage() error {
 		return c.fail(StatusInvalidPayload, "text message ends inside a UTF-8 sequence")
 	}
 	c.rmsg = 0
+	if c.rcomp {
+		c.rcomp = false
+		c.decomp.End()
+		if cap(*c.zbuf) <= 1<<20 {
+			*c.zbuf = (*c.zbuf)[:0]
+			zbufPool.Put(c.zbuf)
+		}
+		c.zbuf = nil
+	}
 	return nil
 }
 
@@ -217,8 +331,18 @@ func (c *Conn) nextFrame() error {
 			}
 			return c.readErr(err)
 		}
-		if h.rsv1 || h.rsv2 || h.rsv3 {
-			return c.fail(StatusProtocolError, "reserved bits set without a negotiated extension")
+		if h.rsv2 || h.rsv3 {
+			return c.fail(StatusProtocolError, "reserved bits RSV2/RSV3 set; no extension uses them")
+		}
+		if h.rsv1 {
+			switch {
+			case c.decomp == nil:
+				return c.fail(StatusProtocolError, "reserved bit RSV1 set without a negotiated extension")
+			case h.opcode.isControl():
+				return c.fail(StatusProtocolError, "RSV1 set on a control frame")
+			case h.opcode == OpContinuation:
+				return c.fail(StatusProtocolError, "RSV1 set on a continuation frame")
+			}
 		}
 		if h.opcode.isReserved() {
 			return c.fail(StatusProtocolError, fmt.Sprintf("reserved opcode %#x", byte(h.opcode)))
@@ -252,6 +376,7 @@ func (c *Conn) nextFrame() error {
 			c.rmsg = h.opcode
 			c.rmsgLen = 0
 			c.rutf8.reset()
+			c.rcomp = h.rsv1
 		}
 		c.rmsgLen += h.length
 		if c.rmsgLen > c.readLimit || c.rmsgLen < 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // errCloseSent is returned for a write after our close frame went out.
@@ -26,9 +27,54 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if err := c.msgMu.acquire(ctx, c.closed); err != nil {
 		return c.lockErr(err)
 	}
-	err := c.writeFrame(ctx, true, typ, p)
-	c.msgMu.release()
-	return err
+	defer c.msgMu.release()
+	if c.comp != nil && c.comp.Worth(p) {
+		z, err := c.comp.Compress(p)
+		if err == nil {
+			err = c.writeFrame(ctx, true, typ, true, z)
+		}
+		c.comp.Done()
+		c.armIdle()
+		return err
+	}
+	return c.writeFrame(ctx, true, typ, false, p)
+}
+
+// compressIdle is how long a sender with context takeover keeps its flate
+// state after its last compressed message.
+const compressIdle = 2 * time.Second
+
+// armIdle schedules the release of the compressor's flate state once the
+// connection stops sending. Called under msgMu.
+func (c *Conn) armIdle() {
+	if c.idleArmed || !c.comp.Held() {
+		return
+	}
+	c.idleArmed = true
+	if c.idleTimer == nil {
+		c.idleTimer = time.AfterFunc(compressIdle, c.releaseIdle)
+		return
+	}
+	c.idleTimer.Reset(compressIdle)
+}
+
+func (c *Conn) releaseIdle() {
+	if !c.msgMu.tryAcquire() {
+		c.idleTimer.Reset(compressIdle) // a message is being written
+		return
+	}
+	defer c.msgMu.release()
+	select {
+	case <-c.closed:
+		c.idleArmed = false
+		return
+	default:
+	}
+	if c.comp.ReleaseIfIdle() {
+		c.idleTimer.Reset(compressIdle)
+		return
+	}
+	c.idleArmed = false
 }
 
 // Writer returns a writer for one message of type typ, sent as one frame
@@ -46,6 +92,8 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (*MessageWriter, err
 	w.ctx = ctx
 	w.op = typ
 	w.open = true
+	w.started = false
+	w.compress = false
 	return w, nil
 }
 
@@ -53,10 +101,12 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (*MessageWriter, err
 type MessageWriter = messageWriter
 
 type messageWriter struct {
-	c    *Conn
-	ctx  context.Context
-	op   Opcode // opcode of the next frame: the type, then continuation
-	open bool
+	c        *Conn
+	ctx      context.Context
+	op       Opcode // opcode of the next frame: the type, then continuation
+	open     bool
+	started  bool // the first Write decided on compression
+	compress bool
 }
 
 // Write sends p as one fragment of the message.
@@ -67,11 +117,32 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if err := w.c.writeFrame(w.ctx, false, w.op, p); err != nil {
+	n := len(p)
+	c := w.c
+	if !w.started {
+		// The first piece decides: a streamed message is compressed when
+		// its first piece would be.
+		w.started = true
+		if c.comp != nil && c.comp.Worth(p) {
+			w.compress = true
+			c.comp.Begin()
+		}
+	}
+	if w.compress {
+		z, err := c.comp.Write(p)
+		if err != nil {
+			return 0, err
+		}
+		if len(z) == 0 {
+			return n, nil // the compressor holds it for now
+		}
+		p = z
+	}
+	if err := c.writeFrame(w.ctx, false, w.op, w.compress && w.op != OpContinuation, p); err != nil {
 		return 0, err
 	}
 	w.op = OpContinuation
-	return len(p), nil
+	return n, nil
 }
 
 // Close sends the message's final frame and lets the next writer go.
@@ -80,16 +151,26 @@ func (w *messageWriter) Close() error {
 		return errors.New("tunnel: message writer closed twice")
 	}
 	w.open = false
-	err := w.c.writeFrame(w.ctx, true, w.op, nil)
-	w.c.msgMu.release()
-	return err
+	c := w.c
+	defer c.msgMu.release()
+	var last []byte
+	if w.compress {
+		z, err := c.comp.End()
+		if err != nil {
+			c.comp.Done()
+			return err
+		}
+		last = z
+		defer func() { c.comp.Done(); c.armIdle() }()
+	}
+	return c.writeFrame(w.ctx, true, w.op, w.compress && w.op != OpContinuation, last)
 }
 
 // writeFrame writes one data frame. Small frames are assembled with their
 // header in a pooled buffer and written with one call; a server's large
 // payload goes out with its header in one writev; a client masks through the
 // pooled buffer without touching p.
-func (c *Conn) writeFrame(ctx context.Context, fin bool, op Opcode, p []byte) error {
+func (c *Conn) writeFrame(ctx context.Context, fin bool, op Opcode, rsv1 bool, p []byte) error {
 	if err := c.frameMu.acquire(ctx, c.closed); err != nil {
 		return c.lockErr(err)
 	}
@@ -101,7 +182,7 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op Opcode, p []byte) er
 		return errCloseSent
 	}
 	stop := c.watchWrite(ctx)
-	err := c.writeFrameLocked(fin, op, p)
+	err := c.writeFrameLocked(fin, op, rsv1, p)
 	if err != nil {
 		err = c.ctxErr(ctx, stop, err)
 		c.closeTCP(&CloseError{Code: StatusAbnormalClosure, Reason: "write failed: " + err.Error(), Local: true})
@@ -113,8 +194,8 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op Opcode, p []byte) er
 	return nil
 }
 
-func (c *Conn) writeFrameLocked(fin bool, op Opcode, p []byte) error {
-	h := header{fin: fin, opcode: op, length: int64(len(p)), masked: c.client}
+func (c *Conn) writeFrameLocked(fin bool, op Opcode, rsv1 bool, p []byte) error {
+	h := header{fin: fin, rsv1: rsv1, opcode: op, length: int64(len(p)), masked: c.client}
 	if c.client {
 		h.key = uint32(c.rng.Uint64())
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ferrygw/ferry/compress"
 	"github.com/ferrygw/ferry/tunnel"
 )
 
@@ -30,14 +31,15 @@ func main() {
 	serve := flag.String("serve", "", "listen on `ADDR` and echo every message at /")
 	dial := flag.String("dial", "", "check the echo server at `URL`")
 	max := flag.Int("max", 16<<20, "largest message the checker sends, in bytes")
+	deflate := flag.Bool("deflate", true, "negotiate permessage-deflate (server: accept it; checker: offer it)")
 	flag.Parse()
 	switch {
 	case *serve != "":
-		if err := runServer(*serve); err != nil {
+		if err := runServer(*serve, *deflate); err != nil {
 			log.Fatal(err)
 		}
 	case *dial != "":
-		if err := check(*dial, *max); err != nil {
+		if err := check(*dial, *max, *deflate); err != nil {
 			fmt.Fprintln(os.Stderr, "wsecho:", err)
 			os.Exit(1)
 		}
@@ -48,17 +50,23 @@ func main() {
 	}
 }
 
-func runServer(addr string) error {
+func runServer(addr string, deflate bool) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("wsecho: serving ws://%s/\n", ln.Addr())
-	return http.Serve(ln, http.HandlerFunc(echoHandler))
+	opts := &tunnel.AcceptOptions{ReadLimit: 64 << 20}
+	if deflate {
+		opts.Compression = &compress.Options{}
+	}
+	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		echo(w, r, opts)
+	}))
 }
 
-func echoHandler(w http.ResponseWriter, r *http.Request) {
-	c, err := tunnel.Accept(w, r, &tunnel.AcceptOptions{ReadLimit: 64 << 20})
+func echo(w http.ResponseWriter, r *http.Request, opts *tunnel.AcceptOptions) {
+	c, err := tunnel.Accept(w, r, opts)
 	if err != nil {
 		return
 	}
@@ -80,12 +88,21 @@ func echoHandler(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func check(url string, max int) error {
+func check(url string, max int, deflate bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, _, err := tunnel.Dial(ctx, url, &tunnel.DialOptions{ReadLimit: int64(max) + 1})
+	opts := &tunnel.DialOptions{ReadLimit: int64(max) + 1}
+	if deflate {
+		opts.Compression = &compress.Options{}
+	}
+	c, _, err := tunnel.Dial(ctx, url, opts)
 	if err != nil {
 		return err
+	}
+	if p, ok := c.Compression(); ok {
+		fmt.Printf("wsecho: negotiated %s\n", p)
+	} else {
+		fmt.Println("wsecho: no compression")
 	}
 	readErr := make(chan error, 1)
 	type msg struct {
