@@ -16,6 +16,10 @@ var errCloseSent = errors.New("tunnel: close frame already sent")
 // assembled in and that a client masks large payloads through.
 const writeChunk = 64<<10 + maxHeaderSize
 
+// copyLimit is the largest server frame assembled by copying; larger ones
+// go out with their header in one writev, without a copy.
+const copyLimit = 8 << 10
+
 var writeBufPool = sync.Pool{New: func() any { b := make([]byte, writeChunk); return &b }}
 
 // Write sends p as one message of type typ (MessageText or MessageBinary) in
@@ -200,7 +204,7 @@ func (c *Conn) writeFrameLocked(fin bool, op Opcode, rsv1 bool, p []byte) error 
 		h.key = uint32(c.rng.Uint64())
 	}
 	hn := putHeader(c.whdr[:], h)
-	if !c.client && hn+len(p) > writeChunk {
+	if !c.client && hn+len(p) > copyLimit {
 		c.wvArr[0] = c.whdr[:hn]
 		c.wvArr[1] = p
 		c.wv = c.wvArr[:]
