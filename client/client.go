@@ -1,0 +1,342 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ferrygw/ferry/tunnel"
+	"github.com/hashicorp/yamux"
+)
+
+// Options configures a Session. The zero value (or nil) connects with no
+// credential, compression on, and reconnects from 250 ms up to 30 s apart.
+type Options struct {
+	// Token is the credential, sent as "Authorization: Bearer" by the
+	// native dialer.
+	Token string
+	// Header holds extra handshake headers (for auth proxies).
+	Header http.Header
+	// Dialer yields the byte stream the yamux session runs on, for a
+	// tunnel URL. Nil uses the native WebSocket (not in js/wasm builds).
+	Dialer func(ctx context.Context, url string) (net.Conn, error)
+	// Native holds settings of the default native dialer (TLS, proxy,
+	// compression); ignored when Dialer is set.
+	Native NativeOptions
+	// Keepalive is the yamux keepalive interval (default 25 s).
+	Keepalive time.Duration
+	// MinBackoff and MaxBackoff bound the jittered wait between
+	// reconnection attempts (defaults 250 ms and 30 s).
+	MinBackoff, MaxBackoff time.Duration
+	// OnStatus, when set, is told of connection changes; it must not block.
+	OnStatus func(Status)
+}
+
+// State is a Session's connection state.
+type State int
+
+// Session states.
+const (
+	Connected    State = iota // the tunnel is up
+	Reconnecting              // the tunnel died; a new one is being dialed
+	Closed                    // Close was called
+)
+
+func (s State) String() string {
+	switch s {
+	case Connected:
+		return "connected"
+	case Reconnecting:
+		return "reconnecting"
+	case Closed:
+		return "closed"
+	}
+	return "unknown"
+}
+
+// Status is a change of a Session's connection: its new state and, for
+// Reconnecting, the error that ended the previous tunnel or the last
+// attempt.
+type Status struct {
+	State State
+	Err   error
+}
+
+// ErrClosed is returned by a Session that was closed.
+var ErrClosed = errors.New("client: session closed")
+
+// Session is a connection to one gateway, kept up across failures. It is
+// safe for concurrent use.
+type Session struct {
+	url  string
+	opts Options
+
+	mu      sync.Mutex
+	mux     *yamux.Session // nil while reconnecting
+	ready   chan struct{}  // closed when mux is set; replaced when it dies
+	closed  bool
+	lastErr error
+
+	done   chan struct{}
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+}
+
+// Connect dials the gateway at tunnelURL (ws:// or wss://, path included)
+// and returns a Session once the first tunnel is up. The first attempt's
+// failure is returned as is, so a caller can tell a user at once that the
+// gateway is unreachable or refused; later failures are retried.
+func Connect(ctx context.Context, tunnelURL string, opts *Options) (*Session, error) {
+	s := &Session{url: tunnelURL, done: make(chan struct{}), ready: make(chan struct{})}
+	if opts != nil {
+		s.opts = *opts
+	}
+	if s.opts.Keepalive <= 0 {
+		s.opts.Keepalive = 25 * time.Second
+	}
+	if s.opts.MinBackoff <= 0 {
+		s.opts.MinBackoff = 250 * time.Millisecond
+	}
+	if s.opts.MaxBackoff <= 0 {
+		s.opts.MaxBackoff = 30 * time.Second
+	}
+	if s.opts.MaxBackoff < s.opts.MinBackoff {
+		s.opts.MaxBackoff = s.opts.MinBackoff
+	}
+	if s.opts.Dialer == nil {
+		d, err := nativeDialer(&s.opts)
+		if err != nil {
+			return nil, err
+		}
+		s.opts.Dialer = d
+	}
+	mux, err := s.dialMux(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.setMux(mux)
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go s.supervise(runCtx, mux)
+	return s, nil
+}
+
+func (s *Session) dialMux(ctx context.Context) (*yamux.Session, error) {
+	nc, err := s.opts.Dialer(ctx, s.url)
+	if err != nil {
+		return nil, err
+	}
+	mux, err := yamux.Client(nc, tunnel.MuxConfig(s.opts.Keepalive, 0))
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("client: yamux: %w", err)
+	}
+	return mux, nil
+}
+
+func (s *Session) setMux(mux *yamux.Session) {
+	s.mu.Lock()
+	s.mux = mux
+	close(s.ready)
+	s.mu.Unlock()
+	s.status(Status{State: Connected})
+}
+
+func (s *Session) status(st Status) {
+	if s.opts.OnStatus != nil {
+		s.opts.OnStatus(st)
+	}
+}
+
+// supervise waits for the tunnel to die and dials a new one, with
+// jittered exponential backoff, until the Session is closed.
+func (s *Session) supervise(ctx context.Context, mux *yamux.Session) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-mux.CloseChan():
+		case <-ctx.Done():
+			mux.Close()
+			return
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		s.mux = nil
+		s.ready = make(chan struct{})
+		s.lastErr = errors.New("client: tunnel closed")
+		s.mu.Unlock()
+		s.status(Status{State: Reconnecting, Err: s.lastErr})
+		backoff := s.opts.MinBackoff
+		for {
+			// Full jitter: wait a random time up to backoff.
+			wait := time.Duration(rand.Int64N(int64(backoff)) + 1)
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			m, err := s.dialMux(dctx)
+			cancel()
+			if err == nil {
+				mux = m
+				s.setMux(m)
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			s.mu.Lock()
+			s.lastErr = err
+			s.mu.Unlock()
+			s.status(Status{State: Reconnecting, Err: err})
+			backoff = min(backoff*2, s.opts.MaxBackoff)
+		}
+	}
+}
+
+// current returns the live yamux session, waiting for a reconnection up to
+// ctx.
+func (s *Session) current(ctx context.Context) (*yamux.Session, error) {
+	for {
+		s.mu.Lock()
+		mux, ready, closed, lastErr := s.mux, s.ready, s.closed, s.lastErr
+		s.mu.Unlock()
+		if closed {
+			return nil, ErrClosed
+		}
+		if mux != nil && !mux.IsClosed() {
+			return mux, nil
+		}
+		select {
+		case <-ready:
+		case <-s.done:
+			return nil, ErrClosed
+		case <-ctx.Done():
+			if lastErr != nil {
+				return nil, fmt.Errorf("client: waiting for the tunnel: %w (last error: %v)", ctx.Err(), lastErr)
+			}
+			return nil, fmt.Errorf("client: waiting for the tunnel: %w", ctx.Err())
+		}
+	}
+}
+
+// Dial opens a stream to service through the gateway and returns it once
+// the gateway has connected to the backend. A refusal is a
+// *tunnel.OpenError with the gateway's status and message. The returned
+// conn also has CloseWrite, which ends the stream's sending half (the
+// backend sees end of file) while reading goes on.
+func (s *Session) Dial(ctx context.Context, service string) (*Conn, error) {
+	req, err := tunnel.AppendOpenRequest(nil, service)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		mux, err := s.current(ctx)
+		if err != nil {
+			return nil, err
+		}
+		st, err := mux.OpenStream()
+		if err != nil {
+			if mux.IsClosed() && attempt < 3 {
+				continue // the tunnel died under us: wait for the next one
+			}
+			return nil, fmt.Errorf("client: open stream: %w", err)
+		}
+		c, err := openStream(ctx, st, service, req)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+func openStream(ctx context.Context, st *yamux.Stream, service string, req []byte) (*Conn, error) {
+	stop := context.AfterFunc(ctx, func() { st.Close() })
+	defer stop()
+	if _, err := st.Write(req); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("client: open %s: %w", service, err)
+	}
+	status, msg, err := tunnel.ReadOpenResponse(st)
+	if err != nil {
+		st.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("client: open %s: %w", service, ctx.Err())
+		}
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("client: open %s: the gateway closed the stream without an answer", service)
+		}
+		return nil, fmt.Errorf("client: open %s: %w", service, err)
+	}
+	if status != tunnel.OpenOK {
+		st.Close()
+		return nil, &tunnel.OpenError{Service: service, Status: status, Message: msg}
+	}
+	return &Conn{Stream: st, service: service}, nil
+}
+
+// Conn is one stream to a service: a net.Conn with CloseWrite.
+type Conn struct {
+	*yamux.Stream
+	service string
+}
+
+var _ net.Conn = (*Conn)(nil)
+
+// CloseWrite ends the sending half: the backend reads end of file while
+// this side can still read what it sends back. (yamux's Close sends FIN
+// and keeps reading, which is exactly a half-close.)
+func (c *Conn) CloseWrite() error { return c.Stream.Close() }
+
+// Close closes the stream both ways. yamux has no reset, so Close sends
+// FIN and then reads and drops what the backend still sends, for up to 5
+// seconds in the background, so that the gateway is not left blocked on a
+// full window; the gateway ends the backend connection when it sees FIN
+// and the backend stops (docs/PROTOCOL.md, "Closing a stream").
+func (c *Conn) Close() error {
+	err := c.Stream.Close()
+	_ = c.Stream.SetReadDeadline(time.Now().Add(5 * time.Second))
+	go func() { _, _ = io.Copy(io.Discard, c.Stream) }()
+	return err
+}
+
+// Service returns the service this stream reaches.
+func (c *Conn) Service() string { return c.service }
+
+// Close ends the Session and every stream on it.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	mux := s.mux
+	s.mu.Unlock()
+	close(s.done)
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if mux != nil {
+		mux.Close()
+	}
+	s.wg.Wait()
+	s.status(Status{State: Closed})
+	return nil
+}
+
+// Done returns a channel closed when the Session is closed.
+func (s *Session) Done() <-chan struct{} { return s.done }

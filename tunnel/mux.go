@@ -1,0 +1,116 @@
+package tunnel
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// yamuxHeaderSize is the size of a yamux frame header (yamux spec.md):
+// version, type, flags (2), stream ID (4), length (4).
+const yamuxHeaderSize = 12
+
+// yamuxTypeData is the frame type whose length counts body bytes.
+const yamuxTypeData = 0
+
+// StreamConn returns the byte stream that a yamux session runs on: reads
+// are the payloads of binary messages, in order, as one stream; writes are
+// gathered until they hold whole yamux frames and sent as one binary
+// message per frame, since yamux writes a frame's header and body with two
+// calls. A peer must still treat the payloads as one byte stream.
+func (c *Conn) StreamConn() net.Conn {
+	return &streamConn{netConn: netConn{c: c}}
+}
+
+type streamConn struct {
+	netConn
+	buf  []byte // a frame being gathered
+	need int    // bytes still missing from the frame in buf
+	sent int64  // messages sent (for tests)
+}
+
+// Write gathers yamux frames and sends each whole frame as one message. It
+// is called by yamux's single send loop only.
+func (s *streamConn) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if s.need == 0 && len(s.buf) == 0 && len(p) >= yamuxHeaderSize {
+			// Fast path: p starts with a frame that is whole in p.
+			if size := yamuxHeaderSize + frameBody(p); len(p) >= size {
+				if err := s.send(p[:size]); err != nil {
+					return 0, err
+				}
+				p = p[size:]
+				continue
+			}
+		}
+		if len(s.buf) < yamuxHeaderSize {
+			k := min(yamuxHeaderSize-len(s.buf), len(p))
+			s.buf = append(s.buf, p[:k]...)
+			p = p[k:]
+			if len(s.buf) < yamuxHeaderSize {
+				break
+			}
+			s.need = frameBody(s.buf)
+		}
+		k := min(s.need, len(p))
+		s.buf = append(s.buf, p[:k]...)
+		s.need -= k
+		p = p[k:]
+		if s.need == 0 {
+			err := s.send(s.buf)
+			s.buf = s.buf[:0]
+			if cap(s.buf) > 1<<20 {
+				s.buf = nil
+			}
+			if err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// frameBody returns the number of body bytes that follow a yamux header.
+func frameBody(hdr []byte) int {
+	if hdr[1] != yamuxTypeData {
+		return 0
+	}
+	return int(binary.BigEndian.Uint32(hdr[8:12]))
+}
+
+func (s *streamConn) send(p []byte) error {
+	s.sent++
+	return s.mapErr(s.c.Write(context.Background(), MessageBinary, p))
+}
+
+// MuxConfig returns the yamux settings Ferry uses on both sides:
+//
+//   - MaxStreamWindowSize 1 MiB: yamux's 256 KiB default caps one stream
+//     at a window per round trip; 1 MiB reaches the relay-chain ceiling on
+//     loopback (scripts/bench-tunnel) while bounding what a slow reader
+//     can make the other side buffer.
+//   - keepalive every keepalive (the gateway's [server] keepalive), so
+//     idle tunnels survive proxies that cut idle connections and a dead
+//     peer is found;
+//   - ConnectionWriteTimeout 10 s: a peer that stops reading for that long
+//     is dead.
+//   - AcceptBacklog maxStreams.
+func MuxConfig(keepalive time.Duration, maxStreams int) *yamux.Config {
+	cfg := yamux.DefaultConfig()
+	cfg.MaxStreamWindowSize = 1 << 20
+	cfg.EnableKeepAlive = keepalive > 0
+	if keepalive > 0 {
+		cfg.KeepAliveInterval = keepalive
+	}
+	cfg.ConnectionWriteTimeout = 10 * time.Second
+	if maxStreams > 0 {
+		cfg.AcceptBacklog = maxStreams
+	}
+	cfg.LogOutput = io.Discard
+	return cfg
+}
