@@ -32,7 +32,8 @@ func TestInteropDial(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			t.Parallel()
 			p.require(t)
-			base, serverLog := startPeerServer(t, p)
+			srv := startPeerServer(t, p)
+			base, serverLog := srv.url, srv.stderr
 			t.Cleanup(func() {
 				if t.Failed() {
 					t.Logf("%s server stderr:\n%s", p.name, serverLog)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrygw/ferry/compress"
 	"github.com/ferrygw/ferry/tunnel"
 )
 
@@ -115,38 +115,85 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// firstLine is a Writer that passes on the first line written to it and
-// drops everything after.
-type firstLine struct {
-	buf  []byte
-	done bool
-	line chan string
+// lineLog is a Writer that passes on the first line written to it and
+// keeps the lines after it for waitLine.
+type lineLog struct {
+	mu      sync.Mutex
+	buf     []byte
+	first   chan string // receives the first line
+	sent    bool
+	lines   []string      // the lines after the first
+	changed chan struct{} // closed and replaced when a line is added
 }
 
-func (f *firstLine) Write(p []byte) (int, error) {
-	if !f.done {
-		f.buf = append(f.buf, p...)
-		if i := bytes.IndexByte(f.buf, '\n'); i >= 0 {
-			f.done = true
-			f.line <- string(f.buf[:i])
-			f.buf = nil
+func newLineLog() *lineLog {
+	return &lineLog{first: make(chan string, 1), changed: make(chan struct{})}
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := string(l.buf[:i])
+		l.buf = l.buf[i+1:]
+		if !l.sent {
+			l.sent = true
+			l.first <- line
+			continue
+		}
+		l.lines = append(l.lines, line)
+		close(l.changed)
+		l.changed = make(chan struct{})
+	}
+}
+
+// waitLine returns the first line after the first that starts with prefix,
+// waiting up to 30 seconds for it.
+func (l *lineLog) waitLine(t *testing.T, prefix string) string {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		l.mu.Lock()
+		for _, line := range l.lines {
+			if strings.HasPrefix(line, prefix) {
+				l.mu.Unlock()
+				return line
+			}
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("no line starting with %q within 30s", prefix)
 		}
 	}
-	return len(p), nil
 }
 
-// startPeerServer runs the peer's echo server and returns its base URL,
-// ws://127.0.0.1:PORT. The server is killed when the test ends.
-func startPeerServer(t *testing.T, p *peer) (url string, stderr *syncBuffer) {
+// peerServer is a running peer echo server.
+type peerServer struct {
+	url    string // ws://127.0.0.1:PORT
+	stderr *syncBuffer
+	stdout *lineLog // the lines after the port
+}
+
+// startPeerServer runs the peer's echo server with args after `server`. The
+// server is killed when the test ends.
+func startPeerServer(t *testing.T, p *peer, args ...string) *peerServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	argv := p.argv("server")
+	argv := p.argv(append([]string{"server"}, args...)...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = interopDir
-	stderr = &syncBuffer{}
+	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
-	port := &firstLine{line: make(chan string, 1)}
-	cmd.Stdout = port
+	stdout := newLineLog()
+	cmd.Stdout = stdout
 	// The server also stops when its stdin closes, so it cannot outlive
 	// this process even if the kill is missed.
 	stdin, err := cmd.StdinPipe()
@@ -170,17 +217,17 @@ func startPeerServer(t *testing.T, p *peer) (url string, stderr *syncBuffer) {
 		<-exited
 	})
 	select {
-	case line := <-port.line:
+	case line := <-stdout.first:
 		if _, err := strconv.ParseUint(strings.TrimSpace(line), 10, 16); err != nil {
 			t.Fatalf("%s server printed %q, not a port", p.name, line)
 		}
-		return "ws://127.0.0.1:" + strings.TrimSpace(line), stderr
+		return &peerServer{url: "ws://127.0.0.1:" + strings.TrimSpace(line), stderr: stderr, stdout: stdout}
 	case <-exited:
 		t.Fatalf("%s server exited before printing its port: %v\n%s", p.name, waitErr, stderr)
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s server printed no port within 30s\n%s", p.name, stderr)
 	}
-	return "", nil
+	return nil
 }
 
 // peerResult is how a peer client run ended.
@@ -214,30 +261,54 @@ func runPeerClient(t *testing.T, p *peer, url string, args ...string) peerResult
 // echoServer is our WebSocket echo server on 127.0.0.1, built on
 // tunnel.Accept. Query parameters change what it does with a connection:
 // close=CODE&reason=R closes at once with CODE and R; limit=N sets the read
-// limit to N bytes.
+// limit to N bytes; fragment=alternate echoes every second message as
+// fragments from a Writer (see send).
 type echoServer struct {
 	url string
 	// ended receives, for each connection, the error that ended it: the
 	// result of Close for close=, else the error Read returned.
 	ended chan error
+	// accepted receives each connection as it is accepted.
+	accepted chan acceptedConn
+	// compression is AcceptOptions.Compression.
+	compression *compress.Options
+}
+
+// acceptedConn is what the echo server knows of one of its connections.
+type acceptedConn struct {
+	params  compress.Params // from Compression
+	deflate bool            // permessage-deflate was negotiated
+	wire    *countingConn   // the TCP connection, counting bytes
 }
 
 func startEchoServer(t *testing.T) *echoServer {
 	t.Helper()
-	s := &echoServer{ended: make(chan error, 16)}
-	srv := httptest.NewServer(http.HandlerFunc(s.serve))
+	return startCompressingEchoServer(t, nil)
+}
+
+// startCompressingEchoServer starts an echo server that accepts
+// permessage-deflate with opts (nil: never).
+func startCompressingEchoServer(t *testing.T, opts *compress.Options) *echoServer {
+	t.Helper()
+	s := &echoServer{ended: make(chan error, 16), accepted: make(chan acceptedConn, 16), compression: opts}
+	srv := newCountingServer(http.HandlerFunc(s.serve))
 	t.Cleanup(srv.Close)
 	s.url = "ws" + strings.TrimPrefix(srv.URL, "http") + "/"
 	return s
 }
 
 func (s *echoServer) serve(w http.ResponseWriter, r *http.Request) {
-	c, err := tunnel.Accept(w, r, &tunnel.AcceptOptions{ReadLimit: interopReadLimit})
+	c, err := tunnel.Accept(w, r, &tunnel.AcceptOptions{ReadLimit: interopReadLimit, Compression: s.compression})
 	if err != nil {
 		s.report(err)
 		return
 	}
 	defer c.CloseNow()
+	params, deflate := c.Compression()
+	select {
+	case s.accepted <- acceptedConn{params: params, deflate: deflate, wire: wireOf(r)}:
+	default:
+	}
 	q := r.URL.Query()
 	if v := q.Get("close"); v != "" {
 		code, err := strconv.Atoi(v)
@@ -260,15 +331,16 @@ func (s *echoServer) serve(w http.ResponseWriter, r *http.Request) {
 	// against a peer that hangs.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	alternate := q.Get("fragment") == "alternate"
 	var buf []byte
-	for {
+	for n := 0; ; n++ {
 		typ, msg, err := c.ReadAppend(ctx, buf[:0])
 		if err != nil {
 			s.report(err)
 			return
 		}
 		buf = msg
-		if err := c.Write(ctx, typ, msg); err != nil {
+		if err := send(ctx, c, typ, msg, alternate && n%2 == 1); err != nil {
 			s.report(err)
 			return
 		}
