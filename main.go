@@ -2,11 +2,16 @@
 //
 // Usage:
 //
-//	ferry version    print the version, commit and Go version
-//	ferry help       print this help
+//	ferry serve [-config FILE] [-listen ADDR] [-check]
+//	ferry forward [client flags] TUNNEL_URL LISTEN=SERVICE...
+//	ferry connect [client flags] TUNNEL_URL SERVICE
+//	ferry token new [-name N] [-services a,b]
+//	ferry version
+//	ferry help
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +33,10 @@ Usage:
   ferry <command> [flags] [arguments]
 
 Commands:
+  serve      run the gateway (embedded default config unless -config)
+  forward    forward local ports to services through a gateway, like ssh -L
+  connect    pipe standard input and output to one service (ssh ProxyCommand)
+  token      make a token: ferry token new [-name N] [-services a,b]
   version    print the version, commit and Go version
   help       print this help
 
@@ -39,6 +48,10 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	return runContext(context.Background(), args, os.Stdin, stdout, stderr)
+}
+
+func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -47,6 +60,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
+	case "forward":
+		return runForward(ctx, args[1:], stdout, stderr)
+	case "connect":
+		return runConnect(ctx, args[1:], stdin, stdout, stderr)
+	case "token":
+		return runToken(args[1:], stdout, stderr)
 	case "version":
 		fs := flag.NewFlagSet("ferry version", flag.ContinueOnError)
 		fs.SetOutput(stderr)

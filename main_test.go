@@ -2,6 +2,11 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -37,5 +42,47 @@ func TestVersionFromLdflags(t *testing.T) {
 	defer func() { version, commit = "", "" }()
 	if got := versionLine(); !strings.HasPrefix(got, "ferry v1.2.3 (commit abc123, go") {
 		t.Errorf("versionLine() = %q", got)
+	}
+}
+
+func TestTokenNew(t *testing.T) {
+	t.Parallel()
+	var out, errb bytes.Buffer
+	if code := run([]string{"token", "new", "-name", "alice", "-services", "redis,pg"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(out.String(), "\n")
+	tok := lines[0]
+	if len(tok) != 43 || strings.Trim(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		t.Fatalf("token %q is not 43 base64url characters", tok)
+	}
+	sum := sha256.Sum256([]byte(tok))
+	for _, want := range []string{"[[tokens]]", `name = "alice"`, fmt.Sprintf("sha256 = %q", hex.EncodeToString(sum[:])), `services = ["redis", "pg"]`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if code := run([]string{"token", "new", "-services", "Bad Name"}, &out, &errb); code != 2 {
+		t.Errorf("bad service name: exit %d", code)
+	}
+}
+
+func TestServeCheck(t *testing.T) {
+	t.Parallel()
+	var out, errb bytes.Buffer
+	if code := run([]string{"serve", "-config", "gateway.toml", "-check"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "gateway.toml: ok") {
+		t.Fatalf("exit %d: %s %s", code, out.String(), errb.String())
+	}
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(bad, []byte("[server]\nlisten = \"nope\"\n[limits]\nmax_sesions = 3\n"), 0o644)
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"serve", "-config", bad, "-check"}, &out, &errb); code != 1 {
+		t.Fatalf("bad config: exit %d", code)
+	}
+	for _, want := range []string{bad + ":2:", "server.listen", bad + ":4:", "limits.max_sesions"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("errors lack %q:\n%s", want, errb.String())
+		}
 	}
 }

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ferrygw/ferry/gateway"
+	"github.com/ferrygw/ferry/gateway/config"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ferry serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", "", "the gateway's TOML config `FILE` (default: the embedded default, a public echo service on 127.0.0.1:8080)")
+	listen := fs.String("listen", "", "listen on `ADDR` instead of [server] listen (port 0 picks a free port)")
+	check := fs.Bool("check", false, "validate the config, print the result and exit")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: ferry serve [-config FILE] [-listen ADDR] [-check]\n\nRuns the gateway. Without -config it runs the embedded default; it never reads\na config file it was not given.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	var cfg *config.Config
+	if *file == "" {
+		cfg = config.Default()
+	} else {
+		var err error
+		if cfg, err = config.Load(*file); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+	}
+	if *listen != "" {
+		if _, _, err := net.SplitHostPort(*listen); err != nil {
+			fmt.Fprintf(stderr, "ferry serve: -listen %q: %v\n", *listen, err)
+			return 2
+		}
+		cfg.Server.Listen = *listen
+	}
+	name := cfg.File
+	if name == "" {
+		name = "embedded default config"
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: ok (%d services, %d tokens)\n", name, len(cfg.Services), len(cfg.Tokens))
+		return 0
+	}
+	logger := log.New(stderr, "ferry: ", log.LstdFlags)
+	srv, err := gateway.New(cfg, &gateway.Options{Log: logger})
+	if err != nil {
+		fmt.Fprintln(stderr, "ferry serve:", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		fmt.Fprintln(stderr, "ferry serve:", err)
+		return 1
+	}
+	addr := ln.Addr().String()
+	fmt.Fprintf(stdout, "ferry: serving http://%s/ (tunnel ws://%s%s, %s)\n", addr, addr, cfg.Server.TunnelPath, name)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			fmt.Fprintln(stderr, "ferry serve:", err)
+			return 1
+		}
+		return 0
+	case <-ctx.Done():
+	}
+	stop()
+	logger.Printf("shutting down: draining streams for up to %s", cfg.Server.DrainTimeout.Duration)
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.Server.DrainTimeout.Duration)
+	defer cancel()
+	if err := srv.Shutdown(dctx); err != nil {
+		fmt.Fprintln(stderr, "ferry serve:", err)
+		return 1
+	}
+	<-errc
+	logger.Printf("stopped")
+	return 0
+}

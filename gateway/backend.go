@@ -1,0 +1,80 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ferrygw/ferry/gateway/config"
+	"github.com/ferrygw/ferry/tunnel"
+)
+
+// builtinEcho is the backend name of the built-in echo service.
+const builtinEcho = "builtin:echo"
+
+// dialBackend connects to a service's backend within the dial timeout and
+// maps failures to an open status with a readable message.
+func (s *Server) dialBackend(ctx context.Context, svc *config.Service) (net.Conn, tunnel.OpenStatus, string) {
+	if strings.HasPrefix(svc.Backend, "builtin:") {
+		if svc.Backend != builtinEcho {
+			return nil, tunnel.OpenUnreachable, "unknown built-in backend " + svc.Backend
+		}
+		return newEchoConn(), tunnel.OpenOK, ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Limits.DialTimeout.Duration)
+	defer cancel()
+	nc, err := s.dialer.DialContext(ctx, "tcp", svc.Backend)
+	if err == nil {
+		return nc, tunnel.OpenOK, ""
+	}
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return nil, tunnel.OpenRefused, fmt.Sprintf("%s refused the connection", svc.Name)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, tunnel.OpenTimeout, fmt.Sprintf("%s did not answer within %s", svc.Name, s.cfg.Limits.DialTimeout.Duration)
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, tunnel.OpenTimeout, fmt.Sprintf("%s did not answer within %s", svc.Name, s.cfg.Limits.DialTimeout.Duration)
+		}
+		s.logf("dial %s (%s): %v", svc.Name, svc.Backend, err)
+		return nil, tunnel.OpenUnreachable, fmt.Sprintf("cannot reach %s", svc.Name)
+	}
+}
+
+// echoConn is the built-in echo backend: what is written comes back to be
+// read, in order, and CloseWrite makes the reader see end of file once it
+// has everything, like a TCP echo server that echoes until EOF.
+type echoConn struct {
+	pr *io.PipeReader
+	pw *io.PipeWriter
+}
+
+func newEchoConn() *echoConn {
+	pr, pw := io.Pipe()
+	return &echoConn{pr: pr, pw: pw}
+}
+
+func (e *echoConn) Read(p []byte) (int, error)  { return e.pr.Read(p) }
+func (e *echoConn) Write(p []byte) (int, error) { return e.pw.Write(p) }
+func (e *echoConn) CloseWrite() error           { return e.pw.Close() }
+func (e *echoConn) Close() error {
+	e.pw.Close()
+	return e.pr.Close()
+}
+func (e *echoConn) LocalAddr() net.Addr                { return echoAddr{} }
+func (e *echoConn) RemoteAddr() net.Addr               { return echoAddr{} }
+func (e *echoConn) SetDeadline(t time.Time) error      { return nil }
+func (e *echoConn) SetReadDeadline(t time.Time) error  { return nil }
+func (e *echoConn) SetWriteDeadline(t time.Time) error { return nil }
+
+type echoAddr struct{}
+
+func (echoAddr) Network() string { return "builtin" }
+func (echoAddr) String() string  { return builtinEcho }
