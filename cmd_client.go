@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -69,7 +66,7 @@ func (f *clientFlags) options() (*client.Options, error) {
 		if !ok || strings.TrimSpace(name) == "" {
 			return nil, fmt.Errorf("-H %q: want 'Name: value'", h)
 		}
-		opts.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+		http.Header(opts.Header).Add(strings.TrimSpace(name), strings.TrimSpace(value))
 	}
 	if f.ca != "" || f.pin != "" {
 		cfg := &tls.Config{}
@@ -85,23 +82,12 @@ func (f *clientFlags) options() (*client.Options, error) {
 			cfg.RootCAs = pool
 		}
 		if f.pin != "" {
-			want, err := hex.DecodeString(strings.ReplaceAll(strings.ToLower(f.pin), ":", ""))
-			if err != nil || len(want) != sha256.Size {
-				return nil, fmt.Errorf("-pin: want the 64 hex digits of a SHA-256 fingerprint")
+			pinned, err := client.PinnedTLS(f.pin)
+			if err != nil {
+				return nil, fmt.Errorf("-pin: %w", err)
 			}
-			// The pin replaces chain verification: the certificate is
-			// trusted because it is exactly the one expected.
-			cfg.InsecureSkipVerify = true
-			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-				if len(cs.PeerCertificates) == 0 {
-					return errors.New("server sent no certificate")
-				}
-				got := sha256.Sum256(cs.PeerCertificates[0].Raw)
-				if !bytes.Equal(got[:], want) {
-					return fmt.Errorf("server certificate fingerprint %x does not match -pin", got)
-				}
-				return nil
-			}
+			cfg.InsecureSkipVerify = pinned.InsecureSkipVerify
+			cfg.VerifyConnection = pinned.VerifyConnection
 		}
 		opts.Native.TLSConfig = cfg
 	}

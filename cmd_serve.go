@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -21,8 +22,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	file := fs.String("config", "", "the gateway's TOML config `FILE` (default: the embedded default, a public echo service on 127.0.0.1:8080)")
 	listen := fs.String("listen", "", "listen on `ADDR` instead of [server] listen (port 0 picks a free port)")
 	check := fs.Bool("check", false, "validate the config, print the result and exit")
+	selfSigned := fs.Bool("self-signed", false, "serve wss:// with a fresh self-signed certificate for local use; prints its SHA-256 fingerprint for clients' -pin")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: ferry serve [-config FILE] [-listen ADDR] [-check]\n\nRuns the gateway. Without -config it runs the embedded default; it never reads\na config file it was not given.\n\nFlags:\n")
+		fmt.Fprint(stderr, "Usage: ferry serve [-config FILE] [-listen ADDR] [-check] [-self-signed]\n\nRuns the gateway. Without -config it runs the embedded default; it never reads\na config file it was not given.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -68,8 +70,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "ferry serve:", err)
 		return 1
 	}
+	tlsCfg, err := srv.TLSConfig()
+	if err != nil {
+		ln.Close()
+		fmt.Fprintln(stderr, "ferry serve:", err)
+		return 1
+	}
+	if *selfSigned {
+		host, _, _ := net.SplitHostPort(cfg.Server.Listen)
+		cert, fp, err := gateway.SelfSigned(host)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintln(stderr, "ferry serve:", err)
+			return 1
+		}
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}, Certificates: []tls.Certificate{cert}}
+		fmt.Fprintf(stdout, "ferry: self-signed certificate, SHA-256 fingerprint %s\n", fp)
+		fmt.Fprintf(stdout, "ferry: clients connect with -pin %s\n", fp)
+	}
+	scheme, wsScheme := "http", "ws"
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+		scheme, wsScheme = "https", "wss"
+	}
 	addr := ln.Addr().String()
-	fmt.Fprintf(stdout, "ferry: serving http://%s/ (tunnel ws://%s%s, %s)\n", addr, addr, cfg.Server.TunnelPath, name)
+	fmt.Fprintf(stdout, "ferry: serving %s://%s/ (tunnel %s://%s%s, %s)\n", scheme, addr, wsScheme, addr, cfg.Server.TunnelPath, name)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)

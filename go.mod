@@ -9,3 +9,5 @@ require (
 	github.com/hashicorp/yamux v0.1.2
 	github.com/klauspost/compress v1.20.4
 )
+
+require github.com/golang-jwt/jwt/v5 v5.3.1 // indirect

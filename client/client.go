@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
@@ -21,8 +20,10 @@ type Options struct {
 	// Token is the credential, sent as "Authorization: Bearer" by the
 	// native dialer.
 	Token string
-	// Header holds extra handshake headers (for auth proxies).
-	Header http.Header
+	// Header holds extra handshake headers (for auth proxies), keyed like
+	// an http.Header (which can be assigned to it). The native dialer sends
+	// them; a browser cannot set WebSocket headers.
+	Header map[string][]string
 	// Dialer yields the byte stream the yamux session runs on, for a
 	// tunnel URL. Nil uses the native WebSocket (not in js/wasm builds).
 	Dialer func(ctx context.Context, url string) (net.Conn, error)
@@ -133,7 +134,7 @@ func (s *Session) dialMux(ctx context.Context) (*yamux.Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	mux, err := yamux.Client(nc, tunnel.MuxConfig(s.opts.Keepalive, 0))
+	mux, err := yamux.Client(nc, tunnel.MuxConfig(s.opts.Keepalive))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("client: yamux: %w", err)

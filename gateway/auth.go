@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/ferrygw/ferry/gateway/config"
 )
@@ -16,6 +17,12 @@ type credential struct {
 	name     string          // token name, "" when anonymous
 	services map[string]bool // services the token may open
 	all      bool            // the token may open every service
+	expires  time.Time       // a signed token's exp; zero for static tokens
+}
+
+// expired reports whether a signed token has expired by now.
+func (c *credential) expired(now time.Time) bool {
+	return !c.expires.IsZero() && !now.Before(c.expires)
 }
 
 func (c *credential) anonymous() bool { return c.name == "" }
@@ -72,19 +79,32 @@ func (t *tokenTable) lookup(token string) *credential {
 	return found
 }
 
-// bearerToken returns the token of an "Authorization: Bearer" header.
-// Tokens in URL queries are never read: they end up in logs.
-func bearerToken(r *http.Request) (string, bool) {
-	v := r.Header.Get("Authorization")
-	if v == "" {
-		return "", false
+// tokenPrefix marks the subprotocol that carries a browser's token, since
+// a page cannot set headers on a WebSocket.
+const tokenPrefix = "ferry.token."
+
+// presentedToken returns the credential a handshake carries: a native
+// client's "Authorization: Bearer" header, or a browser's
+// "ferry.token.<token>" subprotocol. Tokens in URL queries are never
+// read: they end up in logs. malformed is set for an Authorization header
+// that is not a bearer token.
+func presentedToken(r *http.Request) (tok string, malformed bool) {
+	if v := r.Header.Get("Authorization"); v != "" {
+		scheme, t, ok := strings.Cut(v, " ")
+		t = strings.TrimSpace(t)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || t == "" {
+			return "", true
+		}
+		return t, false
 	}
-	scheme, tok, ok := strings.Cut(v, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range splitTokens(v) {
+			if strings.HasPrefix(p, tokenPrefix) && len(p) > len(tokenPrefix) {
+				return p[len(tokenPrefix):], false
+			}
+		}
 	}
-	tok = strings.TrimSpace(tok)
-	return tok, tok != ""
+	return "", false
 }
 
 // splitTokens splits a comma-separated header value into trimmed tokens.

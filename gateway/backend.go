@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -29,9 +31,19 @@ func (s *Server) dialBackend(ctx context.Context, svc *config.Service) (net.Conn
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Limits.DialTimeout.Duration)
 	defer cancel()
-	nc, err := s.dialer.DialContext(ctx, "tcp", svc.Backend)
-	if err == nil {
-		return nc, tunnel.OpenOK, ""
+	addrs, status, msg := s.resolveBackend(ctx, svc)
+	if status != tunnel.OpenOK {
+		return nil, status, msg
+	}
+	var err error
+	for _, a := range addrs {
+		// Dial the address that was checked, not the name: a second
+		// lookup could answer differently (DNS rebinding).
+		var nc net.Conn
+		nc, err = s.dial(ctx, "tcp", a.String())
+		if err == nil {
+			return nc, tunnel.OpenOK, ""
+		}
 	}
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -46,6 +58,44 @@ func (s *Server) dialBackend(ctx context.Context, svc *config.Service) (net.Conn
 		s.logf("dial %s (%s): %v", svc.Name, svc.Backend, err)
 		return nil, tunnel.OpenUnreachable, fmt.Sprintf("cannot reach %s", svc.Name)
 	}
+}
+
+// resolveBackend turns a service's backend into the addresses that may be
+// dialed: a literal address, or every address its name resolves to, less
+// those in [network] deny. Backends are fixed by the config; clients only
+// name services.
+func (s *Server) resolveBackend(ctx context.Context, svc *config.Service) ([]netip.AddrPort, tunnel.OpenStatus, string) {
+	host, portStr, err := net.SplitHostPort(svc.Backend)
+	if err != nil {
+		return nil, tunnel.OpenUnreachable, "bad backend address for " + svc.Name
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, tunnel.OpenUnreachable, "bad backend port for " + svc.Name
+	}
+	var ips []netip.Addr
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ips = []netip.Addr{ip}
+	} else {
+		ips, err = s.resolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			s.logf("resolve %s (%s): %v", svc.Name, host, err)
+			return nil, tunnel.OpenUnreachable, fmt.Sprintf("cannot resolve the backend of %s", svc.Name)
+		}
+	}
+	var ok []netip.AddrPort
+	for _, ip := range ips {
+		if s.cfg.Network.Denies(ip) {
+			s.count.denied.Add(1)
+			s.logf("service %s: backend address %s is in [network] deny; not dialed", svc.Name, ip)
+			continue
+		}
+		ok = append(ok, netip.AddrPortFrom(ip.Unmap(), uint16(port)))
+	}
+	if len(ok) == 0 {
+		return nil, tunnel.OpenForbidden, fmt.Sprintf("the backend of %s resolves only to denied addresses", svc.Name)
+	}
+	return ok, tunnel.OpenOK, ""
 }
 
 // echoConn is the built-in echo backend: what is written comes back to be

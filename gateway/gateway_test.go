@@ -118,14 +118,20 @@ func connect(t testing.TB, url string, opts *client.Options) *client.Session {
 	return s
 }
 
+// baseConfig is a config with a public echo service and room for many
+// sessions from 127.0.0.1, plus extra (which may have its own [limits]).
 func baseConfig(extra string) string {
-	return `
-[limits]
-max_sessions_per_ip = 1000
+	const limits = "[limits]\nmax_sessions_per_ip = 1000\n"
+	if strings.Contains(extra, "[limits]\n") {
+		extra = strings.Replace(extra, "[limits]\n", limits, 1)
+	} else {
+		extra = limits + extra
+	}
+	return extra + `
 [services.echo]
 backend = "builtin:echo"
 public = true
-` + extra
+`
 }
 
 // TestIntegrity sends a different random payload through each of many

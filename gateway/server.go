@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -18,15 +19,32 @@ import (
 type Options struct {
 	// Log receives one line per notable event; nil discards.
 	Log *log.Logger
+	// Resolver looks up backend host names (default net.DefaultResolver).
+	// Every address it returns is checked against [network] deny before
+	// it is dialed.
+	Resolver interface {
+		LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+	}
+	// Dial connects to a checked backend address (default a net.Dialer).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Now is the clock for token expiry and rate limits (default time.Now).
+	Now func() time.Time
 }
 
 // Server is a gateway. Create it with New, serve with Serve or Handler, and
 // stop it with Shutdown.
 type Server struct {
-	cfg    *config.Config
-	log    *log.Logger
-	tokens *tokenTable
-	dialer net.Dialer
+	cfg      *config.Config
+	log      *log.Logger
+	tokens   *tokenTable
+	jwt      *jwtVerifier
+	limiter  *rateLimiter
+	resolver interface {
+		LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+	}
+	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	now    func() time.Time
+	count  counters
 	anyPub bool // some service is public: handshakes without a credential are let in
 	http   *http.Server
 
@@ -69,7 +87,25 @@ func New(cfg *config.Config, opts *Options) (*Server, error) {
 		n = 1000
 	}
 	s.pending = make(chan struct{}, n)
-	s.dialer = net.Dialer{KeepAlive: 30 * time.Second}
+	s.now = opts.Now
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.resolver = opts.Resolver
+	if s.resolver == nil {
+		s.resolver = net.DefaultResolver
+	}
+	s.dial = opts.Dial
+	if s.dial == nil {
+		d := &net.Dialer{KeepAlive: 30 * time.Second}
+		s.dial = d.DialContext
+	}
+	s.limiter = newRateLimiter(cfg.Limits.HandshakesPerSecondPerIP, s.now)
+	v, err := newJWTVerifier(cfg.Auth, s.now)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	s.jwt = v
 	return s, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -29,10 +28,18 @@ type session struct {
 }
 
 // serveTunnel checks a tunnel handshake, upgrades it and runs the session.
+//
+// The checks run cheapest first: handshakes in progress, Origin, the
+// subprotocol, the per-address rate, the credential, the session limits.
+// A browser from an allowed origin that fails the credential or a limit
+// gets its WebSocket accepted and closed at once with 4401/4403/4429 and
+// the reason, since a page cannot read an HTTP refusal; everyone else gets
+// the HTTP status with the reason.
 func (s *Server) serveTunnel(w http.ResponseWriter, r *http.Request) {
 	select {
 	case s.pending <- struct{}{}:
 	default:
+		s.count.pending.Add(1)
 		http.Error(w, "too many handshakes in progress; try again later", http.StatusServiceUnavailable)
 		return
 	}
@@ -45,14 +52,34 @@ func (s *Server) serveTunnel(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 
-	ip := s.clientIP(r)
-	cred, status, reason := s.authenticate(r)
-	if status != 0 {
-		http.Error(w, reason, status)
+	origin := r.Header.Get("Origin")
+	if !s.originAllowed(r, origin) {
+		s.count.origin.Add(1)
+		http.Error(w, fmt.Sprintf("origin %s may not open tunnels here (add it to [server] allowed_origins)", origin), http.StatusForbidden)
 		return
 	}
-	if status, reason := s.admit(ip, cred); status != 0 {
-		http.Error(w, reason, status)
+	if isWebSocket(r) && !tunnelOffered(r) {
+		s.count.badHello.Add(1)
+		http.Error(w, "the client must offer the WebSocket subprotocol "+tunnel.Subprotocol, http.StatusBadRequest)
+		return
+	}
+	browser := origin != "" && isWebSocket(r)
+	ip := s.clientIP(r)
+	if !s.limiter.allow(ip) {
+		s.count.rate.Add(1)
+		s.refuse(w, r, browser, &refusal{http.StatusTooManyRequests, 4429,
+			fmt.Sprintf("too many handshakes from %s; at most %g per second", ip, s.cfg.Limits.HandshakesPerSecondPerIP)})
+		return
+	}
+	cred, rf := s.authenticate(r)
+	if rf != nil {
+		s.count.auth.Add(1)
+		s.refuse(w, r, browser, rf)
+		return
+	}
+	if rf := s.admit(ip, cred); rf != nil {
+		s.count.sessionLimit.Add(1)
+		s.refuse(w, r, browser, rf)
 		return
 	}
 	admitted := true
@@ -62,31 +89,16 @@ func (s *Server) serveTunnel(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	opts := &tunnel.AcceptOptions{
-		Subprotocols: []string{tunnel.Subprotocol},
-		ReadLimit:    int64(s.cfg.Limits.MaxMessageSize),
-	}
-	if s.cfg.Compression.Enabled {
-		opts.Compression = &compress.Options{
-			Threshold:         int(s.cfg.Compression.Threshold),
-			NoContextTakeover: !s.cfg.Compression.ContextTakeover,
-		}
-		if opts.Compression.Threshold == 0 {
-			opts.Compression.Threshold = -1 // "0B": compress everything
-		}
-	}
-	if isWebSocket(r) && !tunnelOffered(r) {
-		http.Error(w, "the client must offer the WebSocket subprotocol "+tunnel.Subprotocol, http.StatusBadRequest)
-		return
-	}
+	opts := s.acceptOptions()
 	ws, err := tunnel.Accept(w, r, opts)
 	if err != nil {
 		return // Accept has answered with the reason
 	}
 	release()
+	s.count.sessions.Add(1)
 
 	se := &session{srv: s, ws: ws, cred: cred, ip: ip}
-	mux, err := yamux.Server(ws.StreamConn(), tunnel.MuxConfig(s.cfg.Server.Keepalive.Duration, s.cfg.Limits.MaxStreamsPerSession))
+	mux, err := yamux.Server(ws.StreamConn(), tunnel.MuxConfig(s.cfg.Server.Keepalive.Duration))
 	if err != nil {
 		ws.Close(tunnel.StatusInternalError, "yamux: "+err.Error())
 		return
@@ -106,6 +118,43 @@ func (s *Server) serveTunnel(w http.ResponseWriter, r *http.Request) {
 	// The handler returns so that net/http lets go of its per-request
 	// state; the session lives on its own goroutine.
 	go se.run()
+}
+
+// acceptOptions are the WebSocket settings of a tunnel.
+func (s *Server) acceptOptions() *tunnel.AcceptOptions {
+	opts := &tunnel.AcceptOptions{
+		Subprotocols: []string{tunnel.Subprotocol},
+		ReadLimit:    int64(s.cfg.Limits.MaxMessageSize),
+	}
+	if s.cfg.Compression.Enabled {
+		opts.Compression = &compress.Options{
+			Threshold:         int(s.cfg.Compression.Threshold),
+			NoContextTakeover: !s.cfg.Compression.ContextTakeover,
+		}
+		if opts.Compression.Threshold == 0 {
+			opts.Compression.Threshold = -1 // "0B": compress everything
+		}
+	}
+	return opts
+}
+
+// refuse answers a refused handshake: with the HTTP status, or, for a
+// browser, with a WebSocket closed at once with the refusal's code. The
+// token subprotocol is never echoed: only ferry.v1 is selected.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, browser bool, rf *refusal) {
+	if !browser || rf.code == 0 {
+		http.Error(w, rf.reason, rf.status)
+		return
+	}
+	ws, err := tunnel.Accept(w, r, &tunnel.AcceptOptions{Subprotocols: []string{tunnel.Subprotocol}, ReadLimit: 1 << 10})
+	if err != nil {
+		return
+	}
+	s.sessWG.Add(1)
+	go func() {
+		defer s.sessWG.Done()
+		ws.Close(tunnel.StatusCode(rf.code), rf.reason)
+	}()
 }
 
 // isWebSocket reports whether r asks for a WebSocket upgrade; Accept
@@ -134,44 +183,53 @@ func tunnelOffered(r *http.Request) bool {
 
 // authenticate finds the handshake's credential. A wrong token is refused;
 // no token is let in only when some service is public.
-func (s *Server) authenticate(r *http.Request) (*credential, int, string) {
-	tok, ok := bearerToken(r)
-	if !ok {
-		if r.Header.Get("Authorization") != "" {
-			return nil, http.StatusUnauthorized, "the Authorization header must be \"Bearer <token>\""
+func (s *Server) authenticate(r *http.Request) (*credential, *refusal) {
+	tok, malformed := presentedToken(r)
+	switch {
+	case malformed:
+		return nil, &refusal{http.StatusUnauthorized, 4401, "the Authorization header must be \"Bearer <token>\""}
+	case tok == "" && !s.anyPub:
+		return nil, &refusal{http.StatusUnauthorized, 4401, "a token is required (Authorization: Bearer <token>, or the ferry.token.<token> subprotocol)"}
+	case tok == "":
+		return &credential{}, nil
+	}
+	if looksLikeJWT(tok) {
+		if s.jwt == nil {
+			return nil, &refusal{http.StatusUnauthorized, 4401, "this gateway does not accept signed tokens"}
 		}
-		if !s.anyPub {
-			return nil, http.StatusUnauthorized, "a token is required (Authorization: Bearer <token>)"
+		cred, err := s.jwt.verify(tok)
+		if err != nil {
+			return nil, &refusal{http.StatusUnauthorized, 4401, err.Error()}
 		}
-		return &credential{}, 0, ""
+		return cred, nil
 	}
 	cred := s.tokens.lookup(tok)
 	if cred == nil {
-		return nil, http.StatusUnauthorized, "the token is not valid"
+		return nil, &refusal{http.StatusUnauthorized, 4401, "the token is not valid"}
 	}
-	return cred, 0, ""
+	return cred, nil
 }
 
 // admit counts a new session against the session limits.
-func (s *Server) admit(ip string, cred *credential) (int, string) {
+func (s *Server) admit(ip string, cred *credential) *refusal {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.cfg.Limits
 	switch {
 	case s.draining:
-		return http.StatusServiceUnavailable, "the gateway is shutting down"
+		return &refusal{http.StatusServiceUnavailable, 0, "the gateway is shutting down"}
 	case l.MaxSessions > 0 && s.countSessions() >= l.MaxSessions:
-		return http.StatusServiceUnavailable, fmt.Sprintf("the gateway holds its maximum of %d sessions", l.MaxSessions)
+		return &refusal{http.StatusServiceUnavailable, 4429, fmt.Sprintf("the gateway holds its maximum of %d sessions", l.MaxSessions)}
 	case l.MaxSessionsPerIP > 0 && s.perIP[ip] >= l.MaxSessionsPerIP:
-		return http.StatusTooManyRequests, fmt.Sprintf("%s already has %d sessions, the maximum per address", ip, l.MaxSessionsPerIP)
+		return &refusal{http.StatusTooManyRequests, 4429, fmt.Sprintf("%s already has %d sessions, the maximum per address", ip, l.MaxSessionsPerIP)}
 	case !cred.anonymous() && l.MaxSessionsPerToken > 0 && s.perToken[cred.name] >= l.MaxSessionsPerToken:
-		return http.StatusTooManyRequests, fmt.Sprintf("token %s already has %d sessions, the maximum per token", cred.name, l.MaxSessionsPerToken)
+		return &refusal{http.StatusTooManyRequests, 4429, fmt.Sprintf("token %s already has %d sessions, the maximum per token", cred.name, l.MaxSessionsPerToken)}
 	}
 	s.perIP[ip]++
 	if !cred.anonymous() {
 		s.perToken[cred.name]++
 	}
-	return 0, ""
+	return nil
 }
 
 // countSessions counts sessions admitted, including those still in their
@@ -195,16 +253,6 @@ func (s *Server) leave(ip string, cred *credential) {
 			delete(s.perToken, cred.name)
 		}
 	}
-}
-
-// clientIP is the peer's address (X-Forwarded-For is for the security
-// work on trusted proxies).
-func (s *Server) clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // run accepts the session's streams until the tunnel ends.
@@ -276,6 +324,7 @@ func (se *session) serveStream(st *yamux.Stream) {
 	}
 	_ = st.SetReadDeadline(time.Time{})
 	if max := s.cfg.Limits.MaxStreamsPerSession; max > 0 && n > int64(max) {
+		s.count.streamsLimited.Add(1)
 		refuse(st, tunnel.OpenLimit, fmt.Sprintf("this session already has %d streams open, the maximum", max))
 		return
 	}
@@ -284,7 +333,13 @@ func (se *session) serveStream(st *yamux.Stream) {
 		refuse(st, tunnel.OpenUnknownService, fmt.Sprintf("no service named %q", name))
 		return
 	}
+	if se.cred.expired(s.now()) {
+		s.count.streamsForbidden.Add(1)
+		refuse(st, tunnel.OpenForbidden, "the session's token has expired")
+		return
+	}
 	if !se.cred.allows(svc) {
+		s.count.streamsForbidden.Add(1)
 		if se.cred.anonymous() {
 			refuse(st, tunnel.OpenForbidden, fmt.Sprintf("service %s needs a token", name))
 		} else {
@@ -308,6 +363,7 @@ func (se *session) serveStream(st *yamux.Stream) {
 		return
 	}
 	defer backend.Close()
+	s.count.streams.Add(1)
 	if _, err := st.Write(tunnel.AppendOpenResponse(nil, tunnel.OpenOK, "")); err != nil {
 		return
 	}

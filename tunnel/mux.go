@@ -1,13 +1,11 @@
+//go:build !js
+
 package tunnel
 
 import (
 	"context"
 	"encoding/binary"
-	"io"
 	"net"
-	"time"
-
-	"github.com/hashicorp/yamux"
 )
 
 // yamuxHeaderSize is the size of a yamux frame header (yamux spec.md):
@@ -86,31 +84,4 @@ func frameBody(hdr []byte) int {
 func (s *streamConn) send(p []byte) error {
 	s.sent++
 	return s.mapErr(s.c.Write(context.Background(), MessageBinary, p))
-}
-
-// MuxConfig returns the yamux settings Ferry uses on both sides:
-//
-//   - MaxStreamWindowSize 1 MiB: yamux's 256 KiB default caps one stream
-//     at a window per round trip; 1 MiB reaches the relay-chain ceiling on
-//     loopback (scripts/bench-tunnel) while bounding what a slow reader
-//     can make the other side buffer.
-//   - keepalive every keepalive (the gateway's [server] keepalive), so
-//     idle tunnels survive proxies that cut idle connections and a dead
-//     peer is found;
-//   - ConnectionWriteTimeout 10 s: a peer that stops reading for that long
-//     is dead.
-//   - AcceptBacklog maxStreams.
-func MuxConfig(keepalive time.Duration, maxStreams int) *yamux.Config {
-	cfg := yamux.DefaultConfig()
-	cfg.MaxStreamWindowSize = 1 << 20
-	cfg.EnableKeepAlive = keepalive > 0
-	if keepalive > 0 {
-		cfg.KeepAliveInterval = keepalive
-	}
-	cfg.ConnectionWriteTimeout = 10 * time.Second
-	if maxStreams > 0 {
-		cfg.AcceptBacklog = maxStreams
-	}
-	cfg.LogOutput = io.Discard
-	return cfg
 }

@@ -58,7 +58,7 @@ func TestProtocolDocExamples(t *testing.T) {
 	if h != (yamuxHeader{0, 1, 0x0001, 1, 786432}) || len(rest) != 0 {
 		t.Errorf("yamux-syn = %+v", h)
 	}
-	if want := uint32(MuxConfig(0, 0).MaxStreamWindowSize - 256<<10); h.value != want {
+	if want := uint32(MuxConfig(0).MaxStreamWindowSize - 256<<10); h.value != want {
 		t.Errorf("yamux-syn delta %d, but the window settings give %d", h.value, want)
 	}
 

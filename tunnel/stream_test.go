@@ -84,12 +84,12 @@ func TestStreamConnOneMessagePerFrame(t *testing.T) {
 	cs, ss := client.StreamConn().(*streamConn), server.StreamConn().(*streamConn)
 	// Count frames as the server side receives them: wrap its reader.
 	counter := &frameCounter{}
-	cm, err := yamux.Client(cs, MuxConfig(0, 0))
+	cm, err := yamux.Client(cs, MuxConfig(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cm.Close()
-	sm, err := yamux.Server(&countingConn{streamConn: ss, fc: counter}, MuxConfig(0, 0))
+	sm, err := yamux.Server(&countingConn{streamConn: ss, fc: counter}, MuxConfig(0))
 	if err != nil {
 		t.Fatal(err)
 	}
