@@ -115,9 +115,13 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		nc.Close()
 		return nil, fmt.Errorf("tunnel: write handshake response: %w", err)
 	}
-	br := brw.Reader
-	if br.Size() < maxHeaderSize+2 {
-		br = bufio.NewReader(nc)
+	// net/http's reader reads through its connection state, which it
+	// would keep alive (and lock on every read) for the life of the
+	// WebSocket. Read the socket directly unless the client already sent
+	// bytes past the handshake, which only that reader holds.
+	var br *bufio.Reader
+	if brw.Reader.Buffered() > 0 {
+		br = brw.Reader
 	}
 	c := newConn(nc, br, false, subprotocol, opts.ReadLimit)
 	if deflate {
