@@ -26,11 +26,12 @@ import (
 // kinds lists the echo servers in the order they are reported; Ferry first.
 var kinds = []string{"ferry", "gws", "gorilla", "coder"}
 
-// extraKinds are servers run only when -servers names them: "ferry-go" is
-// Ferry's echo loop on a goroutine of its own, the handler returning at
-// once (as gws's README does), which lets net/http drop its per-connection
-// state; it shows what an idle connection costs net/http rather than tunnel.
-var extraKinds = []string{"ferry-go"}
+// extraKinds are servers run only when -servers names them. "ferry" runs
+// its echo loop on a goroutine of its own and returns from the handler at
+// once, as the gateway does and as gws's README does, so net/http drops its
+// per-connection state; "ferry-handler" keeps the loop inside the HTTP
+// handler (as gorilla and coder are used here), to show what that costs.
+var extraKinds = []string{"ferry-handler"}
 
 // readLimit is the largest message every server accepts.
 const readLimit = 64 << 20
@@ -45,7 +46,7 @@ var live atomic.Int64
 // all share net/http for the opening handshake.
 func echoHandler(kind string) (http.Handler, error) {
 	switch kind {
-	case "ferry":
+	case "ferry-handler":
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, err := tunnel.Accept(w, r, &tunnel.AcceptOptions{ReadLimit: readLimit})
 			if err != nil {
@@ -54,7 +55,7 @@ func echoHandler(kind string) (http.Handler, error) {
 			live.Add(1)
 			ferryEcho(c)
 		}), nil
-	case "ferry-go":
+	case "ferry":
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, err := tunnel.Accept(w, r, &tunnel.AcceptOptions{ReadLimit: readLimit})
 			if err != nil {
