@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -257,5 +260,32 @@ func TestIdleTimeout(t *testing.T) {
 	c.Close()
 	if st := <-states; st != client.Reconnecting {
 		t.Fatalf("state after idling: %v", st)
+	}
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, baseConfig(""))
+	s := connect(t, g.url, nil)
+	roundTripEcho(t, s)
+	srv := httptest.NewServer(g.srv.AdminHandler())
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/readyz"); code != 200 || body != "ready\n" {
+		t.Fatalf("/readyz = %d %q", code, body)
+	}
+	_, body := get("/metrics")
+	for _, want := range []string{"ferry_sessions_open 1\n", "ferry_sessions_total 1\n", "ferry_streams_total 1\n", `ferry_refusals_total{reason="auth"} 0`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
 	}
 }
