@@ -1,0 +1,238 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferrygw/ferry/gateway/config"
+)
+
+// setupNames lists the setups run by default, in report order; extraSetups
+// run only when -setups names them.
+var (
+	setupNames  = []string{"raw", "relay", "ferry", "ferry-nocomp", "chisel"}
+	extraSetups = []string{"relay-splice"}
+)
+
+// setupDesc says what each setup is, for the report.
+var setupDesc = map[string]string{
+	"raw":          "client → backend, plain TCP",
+	"relay":        "client → relay1 → relay2 → backend: two io.CopyBuffer relays (32 KiB user-space buffer), separate processes",
+	"relay-splice": "as relay, but io.Copy between *net.TCPConn, which Go does with splice(2): bytes never reach user space",
+	"ferry":        "client → ferry forward → ws:// → ferry serve → backend; compression enabled",
+	"ferry-nocomp": "as ferry, gateway [compression] enabled = false",
+	"chisel":       "client → chisel client → http:// (SSH over WebSocket) → chisel server → backend; chisel v1.10.1",
+}
+
+// setup is one way of reaching the backend: the address the load goes to
+// and the processes between (the server side: relay2, gateway, chisel
+// server; the client side: relay1, forward, chisel client).
+type setup struct {
+	name     string
+	addr     string
+	srv, cli *proc
+}
+
+func (s *setup) procs() []*proc {
+	var ps []*proc
+	if s.cli != nil {
+		ps = append(ps, s.cli)
+	}
+	if s.srv != nil {
+		ps = append(ps, s.srv)
+	}
+	return ps
+}
+
+func (s *setup) stop() {
+	for _, p := range s.procs() {
+		p.stop()
+	}
+}
+
+// env is what starting a setup needs.
+type env struct {
+	self, ferry, chisel string // binaries
+	dir                 string // temporary folder for configs, logs, profiles
+	profileDir          string // "": run ferry serve and ferry forward; else in-process roles writing CPU profiles here
+	mutex               bool   // with profileDir: mutex and block profiles too
+	backend             *proc
+	backendAddr         string
+	payload             string
+	alts                map[string]string // -alt setups: name → ferry binary
+	altComp             bool              // -alt setups run with compression enabled
+}
+
+// startRole starts this binary in a role and waits for its address.
+func (e *env) startRole(name string, args ...string) (*proc, string, error) {
+	p, err := startProc(e.dir, name, true, true, e.self, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	addr, err := p.waitLine("listening ", 15*time.Second)
+	if err != nil {
+		p.kill()
+		return nil, "", err
+	}
+	return p, addr, nil
+}
+
+func (e *env) startSetup(name string) (*setup, error) {
+	s := &setup{name: name}
+	var err error
+	switch name {
+	case "raw":
+		s.addr = e.backendAddr
+	case "relay", "relay-splice":
+		var flags []string
+		if name == "relay-splice" {
+			flags = []string{"-splice"}
+		}
+		var a2 string
+		s.srv, a2, err = e.startRole(name+"-2", append([]string{"-role", "relay", "-to", e.backendAddr}, flags...)...)
+		if err != nil {
+			return nil, err
+		}
+		s.cli, s.addr, err = e.startRole(name+"-1", append([]string{"-role", "relay", "-to", a2}, flags...)...)
+	case "ferry", "ferry-nocomp":
+		err = e.startFerryBin(s, e.ferry, name == "ferry", e.profileDir != "")
+	case "chisel":
+		err = e.startChisel(s)
+	default:
+		if bin := e.alts[name]; bin != "" {
+			err = e.startFerryBin(s, bin, e.altComp, false)
+			break
+		}
+		return nil, fmt.Errorf("unknown setup %q", name)
+	}
+	if err != nil {
+		s.stop()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// benchService is the service name of the backend in Ferry's config.
+const benchService = "bench"
+
+// writeFerryConfig writes a gateway config with the backend as a public
+// service and limits high enough for the idle test; it is checked with
+// config.Parse, as ferry serve will.
+func (e *env) writeFerryConfig(name string, compression bool) (string, error) {
+	text := fmt.Sprintf(`# scripts/bench-tunnel: the gateway under test.
+[server]
+listen = "127.0.0.1:0"
+drain_timeout = "0"
+
+[compression]
+enabled = %v
+
+[limits]
+max_sessions = 100000
+max_sessions_per_ip = 100000
+max_sessions_per_token = 100000
+handshakes_per_second_per_ip = 1000000
+max_pending_handshakes = 1000
+
+[services.%s]
+backend = %q
+public = true
+description = "The benchmark's sink, echo and source."
+`, compression, benchService, e.backendAddr)
+	path := filepath.Join(e.dir, name+".toml")
+	if _, err := config.Parse(path, []byte(text)); err != nil {
+		return "", fmt.Errorf("bench config: %w", err)
+	}
+	return path, os.WriteFile(path, []byte(text), 0o644)
+}
+
+// startFerryBin starts ferry serve and ferry forward from bin or, with
+// inproc, this binary's gateway and forward roles with CPU profiles.
+func (e *env) startFerryBin(s *setup, bin string, compression, inproc bool) error {
+	cfg, err := e.writeFerryConfig(s.name, compression)
+	if err != nil {
+		return err
+	}
+	var url string
+	if inproc {
+		// In-process: this binary runs gateway.New+Serve and
+		// client.Connect+Forward, exactly what ferry serve and ferry
+		// forward run, with a CPU profile.
+		args := []string{"-role", "gateway", "-config", cfg, "-cpuprofile", filepath.Join(e.profileDir, s.name+"-gateway.cpu")}
+		if e.mutex {
+			args = append(args, "-mutexprofile", filepath.Join(e.profileDir, s.name+"-gateway.mutex"))
+		}
+		var gaddr string
+		if s.srv, gaddr, err = e.startRole(s.name+"-gateway", args...); err != nil {
+			return err
+		}
+		url = "ws://" + gaddr + "/tunnel"
+		args = []string{"-role", "forward", "-url", url, "-service", benchService, "-cpuprofile", filepath.Join(e.profileDir, s.name+"-forward.cpu")}
+		if e.mutex {
+			args = append(args, "-mutexprofile", filepath.Join(e.profileDir, s.name+"-forward.mutex"))
+		}
+		s.cli, s.addr, err = e.startRole(s.name+"-forward", args...)
+		return err
+	}
+	if s.srv, err = startProc(e.dir, s.name+"-serve", false, true, bin, "serve", "-config", cfg, "-listen", "127.0.0.1:0"); err != nil {
+		return err
+	}
+	// "ferry: serving http://ADDR/ (tunnel ws://ADDR/tunnel, FILE)"
+	line, err := s.srv.waitLine("ferry: serving ", 15*time.Second)
+	if err != nil {
+		return err
+	}
+	s.srv.drainStdout()
+	_, rest, ok := strings.Cut(line, "(tunnel ")
+	if url, _, _ = strings.Cut(rest, ","); !ok || !strings.HasPrefix(url, "ws://") {
+		return fmt.Errorf("ferry serve said %q", line)
+	}
+	if s.cli, err = startProc(e.dir, s.name+"-forward", false, true, bin, "forward", url, "127.0.0.1:0="+benchService); err != nil {
+		return err
+	}
+	// "forwarding 127.0.0.1:PORT -> bench"
+	line, err = s.cli.waitLine("forwarding ", 15*time.Second)
+	if err != nil {
+		return err
+	}
+	s.cli.drainStdout()
+	s.addr, _, _ = strings.Cut(line, " ")
+	return nil
+}
+
+func (e *env) startChisel(s *setup) error {
+	sp, err := freePort()
+	if err != nil {
+		return err
+	}
+	lp, err := freePort()
+	if err != nil {
+		return err
+	}
+	if s.srv, err = startProc(e.dir, "chisel-server", false, false, e.chisel, "server", "--port", strconv.Itoa(sp), "--host", "127.0.0.1"); err != nil {
+		return err
+	}
+	_, bport, _ := net.SplitHostPort(e.backendAddr)
+	s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(lp))
+	remote := fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%s", lp, bport)
+	// The client retries until the server listens; check waits for both.
+	s.cli, err = startProc(e.dir, "chisel-client", false, false, e.chisel, "client", fmt.Sprintf("http://127.0.0.1:%d", sp), remote)
+	return err
+}
+
+// freePort returns a port on 127.0.0.1 that was free a moment ago.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
