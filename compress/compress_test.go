@@ -67,7 +67,7 @@ func TestRFC7692Vectors(t *testing.T) {
 	var sizes []int
 	hello := "Hello, this is Ferry speaking, over a tunnel of WebSocket. "
 	for i := 0; i < 2; i++ {
-		z, err := c.Compress([]byte(hello))
+		z, err := c.Compress([]byte(hello), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +109,7 @@ func TestRoundTrip(t *testing.T) {
 					if i == 3 {
 						msg = random[:size]
 					}
-					z, err := c.Compress(msg)
+					z, err := c.Compress(msg, nil)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -175,7 +175,7 @@ func TestInflateLimits(t *testing.T) {
 	t.Parallel()
 	// A bomb: 10 MiB of zeros compresses to about 10 KiB.
 	c := NewCompressor(Options{Threshold: -1}, 0, false)
-	bomb, err := c.Compress(make([]byte, 10<<20))
+	bomb, err := c.Compress(make([]byte, 10<<20), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,16 +229,16 @@ func TestWorth(t *testing.T) {
 func TestPooledWriterForgetsDictionary(t *testing.T) {
 	text := protocolText(20000)
 	a := NewCompressor(Options{Threshold: -1}, 0, true)
-	a.Compress(text[:10000])
+	a.Compress(text[:10000], nil)
 	a.Done()
 	a.ReleaseIfIdle()
 	a.ReleaseIfIdle() // back to the pool, dictionary kept
-	a.Compress(text[10000:])
+	a.Compress(text[10000:], nil)
 	a.Done()
 	a.ReleaseIfIdle()
 	a.ReleaseIfIdle() // the writer that had the dictionary is pooled again
 	b := NewCompressor(Options{Threshold: -1}, 0, false)
-	z, err := b.Compress(text[10000:12000])
+	z, err := b.Compress(text[10000:12000], nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -176,7 +176,7 @@ func FuzzInflate(f *testing.F) {
 	f.Add([]byte{0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00}, false)
 	f.Add([]byte{0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00}, false)
 	c := NewCompressor(Options{Threshold: -1}, 0, false)
-	bomb, _ := c.Compress(make([]byte, 1<<20))
+	bomb, _ := c.Compress(make([]byte, 1<<20), nil)
 	f.Add(append([]byte(nil), bomb...), false)
 	c.Done()
 	f.Fuzz(func(t *testing.T, data []byte, takeover bool) {

@@ -59,7 +59,7 @@ func TestCompressedViolations(t *testing.T) {
 	t.Parallel()
 	bomb := func() []byte {
 		c := compress.NewCompressor(compress.Options{Threshold: -1}, 0, false)
-		z, _ := c.Compress(make([]byte, 8<<20))
+		z, _ := c.Compress(make([]byte, 8<<20), nil)
 		z = append([]byte(nil), z...)
 		c.Done()
 		return z

@@ -69,7 +69,7 @@ type Conn struct {
 	frameMu lock
 	whdr    [maxHeaderSize]byte
 	wv      net.Buffers
-	wvArr   [2][]byte
+	wvArr   [3][]byte
 	rng     *mrand.ChaCha8 // masking keys (client); guarded by frameMu
 	writer  messageWriter
 	wctrl   [maxHeaderSize + maxControlPayload]byte

@@ -26,15 +26,36 @@ func (c *Conn) StreamConn() net.Conn {
 
 type streamConn struct {
 	netConn
-	buf  []byte // a frame being gathered
-	need int    // bytes still missing from the frame in buf
-	sent int64  // messages sent (for tests)
+	hdr  [yamuxHeaderSize]byte // a data frame's header, held for its body
+	held bool                  // hdr holds a header; need is its body size
+	buf  []byte                // a frame being gathered
+	need int                   // bytes still missing from the frame
+	sent int64                 // messages sent (for tests)
 }
 
 // Write gathers yamux frames and sends each whole frame as one message. It
 // is called by yamux's single send loop only.
 func (s *streamConn) Write(p []byte) (int, error) {
 	n := len(p)
+	// yamux's send loop writes a data frame's 12-byte header alone, then
+	// its body alone: keep the header and send both as one message
+	// without copying the body.
+	if s.held {
+		if len(p) == s.need {
+			s.held, s.need = false, 0
+			s.sent++
+			return n, s.mapErr(s.c.writeParts(context.Background(), s.hdr[:], p))
+		}
+		// Any other split: gather it the slow way.
+		s.held = false
+		s.buf = append(s.buf[:0], s.hdr[:]...)
+	} else if s.need == 0 && len(s.buf) == 0 && len(p) == yamuxHeaderSize {
+		if body := frameBody(p); body > 0 {
+			copy(s.hdr[:], p)
+			s.held, s.need = true, body
+			return n, nil
+		}
+	}
 	for len(p) > 0 {
 		if s.need == 0 && len(s.buf) == 0 && len(p) >= yamuxHeaderSize {
 			// Fast path: p starts with a frame that is whole in p.
@@ -61,10 +82,7 @@ func (s *streamConn) Write(p []byte) (int, error) {
 		p = p[k:]
 		if s.need == 0 {
 			err := s.send(s.buf)
-			s.buf = s.buf[:0]
-			if cap(s.buf) > 1<<20 {
-				s.buf = nil
-			}
+			s.buf = nil // rare: do not keep a frame-sized buffer per session
 			if err != nil {
 				return 0, err
 			}
@@ -83,5 +101,5 @@ func frameBody(hdr []byte) int {
 
 func (s *streamConn) send(p []byte) error {
 	s.sent++
-	return s.mapErr(s.c.Write(context.Background(), MessageBinary, p))
+	return s.mapErr(s.c.writeParts(context.Background(), p, nil))
 }

@@ -35,20 +35,43 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	}
 	defer c.msgMu.release()
 	if c.comp != nil && c.comp.Worth(p) {
-		z, err := c.comp.Compress(p)
+		z, err := c.comp.Compress(p, nil)
 		if err == nil {
-			err = c.writeFrame(ctx, true, typ, true, z)
+			err = c.writeFrame(ctx, true, typ, true, z, nil)
 		}
 		c.comp.Done()
 		c.armIdle()
 		return err
 	}
-	return c.writeFrame(ctx, true, typ, false, p)
+	return c.writeFrame(ctx, true, typ, false, p, nil)
+}
+
+// writeParts sends p followed by q as one binary message without joining
+// them first (the yamux byte stream's header and body).
+func (c *Conn) writeParts(ctx context.Context, p, q []byte) error {
+	if err := c.msgMu.acquire(ctx, c.closed); err != nil {
+		return c.lockErr(err)
+	}
+	defer c.msgMu.release()
+	sample := q
+	if len(sample) == 0 {
+		sample = p
+	}
+	if c.comp != nil && len(p)+len(q) >= c.comp.Threshold() && c.comp.Worth(sample) {
+		z, err := c.comp.Compress(p, q)
+		if err == nil {
+			err = c.writeFrame(ctx, true, MessageBinary, true, z, nil)
+		}
+		c.comp.Done()
+		c.armIdle()
+		return err
+	}
+	return c.writeFrame(ctx, true, MessageBinary, false, p, q)
 }
 
 // compressIdle is how long a sender with context takeover keeps its flate
 // state after its last compressed message.
-const compressIdle = 2 * time.Second
+const compressIdle = 500 * time.Millisecond
 
 // armIdle schedules the release of the compressor's flate state once the
 // connection stops sending. Called under msgMu.
@@ -144,7 +167,7 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 		}
 		p = z
 	}
-	if err := c.writeFrame(w.ctx, false, w.op, w.compress && w.op != OpContinuation, p); err != nil {
+	if err := c.writeFrame(w.ctx, false, w.op, w.compress && w.op != OpContinuation, p, nil); err != nil {
 		return 0, err
 	}
 	w.op = OpContinuation
@@ -169,14 +192,14 @@ func (w *messageWriter) Close() error {
 		last = z
 		defer func() { c.comp.Done(); c.armIdle() }()
 	}
-	return c.writeFrame(w.ctx, true, w.op, w.compress && w.op != OpContinuation, last)
+	return c.writeFrame(w.ctx, true, w.op, w.compress && w.op != OpContinuation, last, nil)
 }
 
 // writeFrame writes one data frame. Small frames are assembled with their
 // header in a pooled buffer and written with one call; a server's large
 // payload goes out with its header in one writev; a client masks through the
 // pooled buffer without touching p.
-func (c *Conn) writeFrame(ctx context.Context, fin bool, op Opcode, rsv1 bool, p []byte) error {
+func (c *Conn) writeFrame(ctx context.Context, fin bool, op Opcode, rsv1 bool, p, q []byte) error {
 	if err := c.frameMu.acquire(ctx, c.closed); err != nil {
 		return c.lockErr(err)
 	}
@@ -188,7 +211,7 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op Opcode, rsv1 bool, p
 		return errCloseSent
 	}
 	stop := c.watchWrite(ctx)
-	err := c.writeFrameLocked(fin, op, rsv1, p)
+	err := c.writeFrameLocked(fin, op, rsv1, p, q)
 	if err != nil {
 		err = c.ctxErr(ctx, stop, err)
 		c.closeTCP(&CloseError{Code: StatusAbnormalClosure, Reason: "write failed: " + err.Error(), Local: true})
@@ -200,18 +223,20 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op Opcode, rsv1 bool, p
 	return nil
 }
 
-func (c *Conn) writeFrameLocked(fin bool, op Opcode, rsv1 bool, p []byte) error {
-	h := header{fin: fin, rsv1: rsv1, opcode: op, length: int64(len(p)), masked: c.client}
+// writeFrameLocked writes one frame whose payload is p followed by q (q
+// may be nil), so that a caller with a payload in two pieces needs no copy
+// to join them.
+func (c *Conn) writeFrameLocked(fin bool, op Opcode, rsv1 bool, p, q []byte) error {
+	h := header{fin: fin, rsv1: rsv1, opcode: op, length: int64(len(p) + len(q)), masked: c.client}
 	if c.client {
 		h.key = uint32(c.rng.Uint64())
 	}
 	hn := putHeader(c.whdr[:], h)
-	if !c.client && hn+len(p) > copyLimit {
-		c.wvArr[0] = c.whdr[:hn]
-		c.wvArr[1] = p
+	if !c.client && int64(hn)+h.length > copyLimit {
+		c.wvArr[0], c.wvArr[1], c.wvArr[2] = c.whdr[:hn], p, q
 		c.wv = c.wvArr[:]
 		_, err := c.wv.WriteTo(c.nc)
-		c.wvArr[1] = nil
+		c.wvArr[1], c.wvArr[2] = nil, nil
 		return err
 	}
 	bp := writeBufPool.Get().(*[]byte)
@@ -221,14 +246,19 @@ func (c *Conn) writeFrameLocked(fin bool, op Opcode, rsv1 bool, p []byte) error 
 	key := h.key
 	for {
 		m := copy(buf[n:], p)
+		p = p[m:]
+		if len(p) == 0 && len(q) > 0 {
+			k := copy(buf[n+m:], q)
+			q = q[k:]
+			m += k
+		}
 		if c.client {
 			key = mask(buf[n:n+m], key)
 		}
-		p = p[m:]
 		if _, err := c.nc.Write(buf[:n+m]); err != nil {
 			return err
 		}
-		if len(p) == 0 {
+		if len(p) == 0 && len(q) == 0 {
 			return nil
 		}
 		n = 0
