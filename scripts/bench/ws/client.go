@@ -8,10 +8,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ferrygw/ferry/compress"
 	"github.com/ferrygw/ferry/tunnel"
 )
 
@@ -30,6 +32,13 @@ type result struct {
 	cliCPU  float64 // client (this process) CPU seconds in the window
 	mallocs uint64  // server heap allocations in the window
 	alloced uint64  // server bytes allocated in the window
+
+	// Compressed streaming (mbz) only.
+	payload string // "text" or "random"
+	deflate bool   // permessage-deflate negotiated (false: Ferry's baseline)
+	sent    int64  // payload bytes the client wrote in the window
+	wireOut int64  // bytes the client wrote to TCP in the window
+	wireIn  int64  // bytes the client read from TCP in the window
 }
 
 // idleResult is the memory an idle connection costs a server.
@@ -44,14 +53,65 @@ type idleResult struct {
 
 // counter is one worker's tally, padded to its own cache line.
 type counter struct {
-	msgs, bytes atomic.Int64
-	_           [48]byte
+	msgs, bytes, sent atomic.Int64
+	_                 [40]byte
+}
+
+// wire counts the bytes that the client's connections move over TCP, frame
+// headers included, through a net.Conn wrapper given to tunnel.Dial.
+type wire struct {
+	in, out atomic.Int64
+	_       [48]byte
+}
+
+func (w *wire) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: nc, w: w}, nil
+}
+
+// countingConn embeds the net.Conn interface, not *net.TCPConn, so that no
+// write (writev included) can get past its Write uncounted.
+type countingConn struct {
+	net.Conn
+	w *wire
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.w.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.w.out.Add(int64(n))
+	return n, err
+}
+
+// CloseWrite keeps the half-close that tunnel uses on a TCP connection.
+func (c *countingConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
+// dialConfig is how the client dials: offering permessage-deflate (Ferry's
+// defaults: level 1, context takeover) and requiring the server to accept
+// it, and through a byte-counting connection.
+type dialConfig struct {
+	deflate bool
+	wire    *wire // nil: no counting
 }
 
 func wsURL(s *server) string { return "ws://" + s.addr + "/" }
 
 // dialN opens n connections to s, a few at a time.
-func dialN(s *server, n int) ([]*tunnel.Conn, error) {
+func dialN(s *server, n int, dc dialConfig) ([]*tunnel.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conns := make([]*tunnel.Conn, n)
@@ -65,7 +125,20 @@ func dialN(s *server, n int) ([]*tunnel.Conn, error) {
 				if i >= n {
 					return
 				}
-				c, _, err := tunnel.Dial(ctx, wsURL(s), &tunnel.DialOptions{ReadLimit: readLimit})
+				opts := &tunnel.DialOptions{ReadLimit: readLimit}
+				if dc.deflate {
+					opts.Compression = &compress.Options{}
+				}
+				if dc.wire != nil {
+					opts.NetDial = dc.wire.dial
+				}
+				c, _, err := tunnel.Dial(ctx, wsURL(s), opts)
+				if err == nil && dc.deflate {
+					if _, ok := c.Compression(); !ok {
+						c.CloseNow()
+						err = fmt.Errorf("%s server declined permessage-deflate", s.name())
+					}
+				}
 				if err != nil {
 					select {
 					case errs <- err:
@@ -98,7 +171,7 @@ func closeAll(conns []*tunnel.Conn) {
 
 // check round-trips one small and one large message and compares them.
 func check(s *server, large int) error {
-	conns, err := dialN(s, 1)
+	conns, err := dialN(s, 1, dialConfig{})
 	if err != nil {
 		return err
 	}
@@ -122,6 +195,41 @@ func check(s *server, large int) error {
 	return nil
 }
 
+// checkDeflate makes sure a deflate server negotiated permessage-deflate
+// (s.params records what it agreed to) and really compresses: its echo of
+// protocol text must take fewer bytes on the wire than the text, and
+// random bytes and a short message must come back intact.
+func checkDeflate(s *server, text, random []byte) error {
+	var w wire
+	conns, err := dialN(s, 1, dialConfig{deflate: true, wire: &w})
+	if err != nil {
+		return err
+	}
+	defer closeAll(conns)
+	c := conns[0]
+	params, _ := c.Compression()
+	s.params = params.String()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, p := range [][]byte{text[:64], text, random, text} {
+		in := w.in.Load()
+		if err := c.Write(ctx, tunnel.MessageBinary, p); err != nil {
+			return err
+		}
+		typ, got, err := c.Read(ctx)
+		if err != nil {
+			return err
+		}
+		if typ != tunnel.MessageBinary || !bytes.Equal(got, p) {
+			return fmt.Errorf("%s server: %d-byte message came back as %v of %d bytes, different", s.name(), len(p), typ, len(got))
+		}
+		if wired := w.in.Load() - in; i%2 == 1 && wired >= int64(len(p)) {
+			return fmt.Errorf("%s server negotiated %q but echoed %d bytes of text in %d bytes on the wire: not compressed", s.name(), s.params, len(p), wired)
+		}
+	}
+	return nil
+}
+
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)
@@ -131,7 +239,7 @@ func randomBytes(n int) []byte {
 // roundTrips has each of conns connections send a size-byte message and
 // wait for its echo, over and over.
 func roundTrips(s *server, conns, size int, warmup, dur time.Duration) (result, error) {
-	return measure(s, conns, warmup, dur, func(c *tunnel.Conn, n *counter, done <-chan struct{}) error {
+	return measure(s, conns, warmup, dur, dialConfig{}, func(c *tunnel.Conn, n *counter, done <-chan struct{}) error {
 		ctx := context.Background()
 		p := randomBytes(size)
 		buf := make([]byte, 0, size)
@@ -158,72 +266,97 @@ func roundTrips(s *server, conns, size int, warmup, dur time.Duration) (result, 
 	})
 }
 
-// stream has each of conns connections write size-byte messages as fast as
-// it can, with up to window of them not yet echoed, while a second
-// goroutine reads the echoes.
+// stream has each of conns connections write size-byte random messages as
+// fast as it can, with up to window of them not yet echoed, while a second
+// goroutine reads the echoes, checking their length and ends.
 func stream(s *server, conns, size, window int, warmup, dur time.Duration) (result, error) {
-	return measure(s, conns, warmup, dur, func(c *tunnel.Conn, n *counter, done <-chan struct{}) error {
-		ctx := context.Background()
-		p := randomBytes(size)
-		slots := make(chan struct{}, window)
-		werr := make(chan error, 1)
-		go func() {
-			for {
-				select {
-				case slots <- struct{}{}:
-				case <-done:
-					werr <- nil
-					return
-				}
-				if err := c.Write(ctx, tunnel.MessageBinary, p); err != nil {
-					werr <- err
-					return
-				}
-			}
-		}()
-		buf := make([]byte, 0, size)
-		for {
-			_, got, err := c.ReadAppend(ctx, buf[:0])
-			if err != nil {
-				select {
-				case <-done:
-					return nil
-				default:
-				}
-				select {
-				case werr := <-werr:
-					if werr != nil {
-						return werr
-					}
-				default:
-				}
-				return err
-			}
-			if len(got) != size || got[0] != p[0] || got[size-1] != p[size-1] {
-				return fmt.Errorf("echo of %d bytes came back as %d bytes, different", size, len(got))
-			}
-			buf = got
-			<-slots
-			n.bytes.Add(int64(len(got)))
-			n.msgs.Add(1)
-		}
+	return measure(s, conns, warmup, dur, dialConfig{}, func(c *tunnel.Conn, n *counter, done <-chan struct{}) error {
+		return streamConn(c, n, done, [][]byte{randomBytes(size)}, window, false)
 	})
+}
+
+// streamDeflate is stream with compression offered (dc), cycling through
+// msgs and checking every echo byte for byte, and counting bytes on the
+// wire.
+func streamDeflate(s *server, conns int, msgs [][]byte, window int, warmup, dur time.Duration, dc dialConfig) (result, error) {
+	var w wire
+	dc.wire = &w
+	return measure(s, conns, warmup, dur, dc, func(c *tunnel.Conn, n *counter, done <-chan struct{}) error {
+		return streamConn(c, n, done, msgs, window, true)
+	})
+}
+
+// streamConn is one connection's streaming: a writer goroutine sends msgs
+// in turn, up to window ahead of the echoes this goroutine reads.
+func streamConn(c *tunnel.Conn, n *counter, done <-chan struct{}, msgs [][]byte, window int, full bool) error {
+	ctx := context.Background()
+	slots := make(chan struct{}, window)
+	werr := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case slots <- struct{}{}:
+			case <-done:
+				werr <- nil
+				return
+			}
+			p := msgs[i%len(msgs)]
+			if err := c.Write(ctx, tunnel.MessageBinary, p); err != nil {
+				werr <- err
+				return
+			}
+			n.sent.Add(int64(len(p)))
+		}
+	}()
+	buf := make([]byte, 0, len(msgs[0]))
+	for i := 0; ; i++ {
+		_, got, err := c.ReadAppend(ctx, buf[:0])
+		if err != nil {
+			select {
+			case <-done:
+				return nil
+			default:
+			}
+			select {
+			case werr := <-werr:
+				if werr != nil {
+					return werr
+				}
+			default:
+			}
+			return err
+		}
+		p := msgs[i%len(msgs)]
+		if len(got) != len(p) || got[0] != p[0] || got[len(p)-1] != p[len(p)-1] || full && !bytes.Equal(got, p) {
+			return fmt.Errorf("echo of %d bytes came back as %d bytes, different", len(p), len(got))
+		}
+		buf = got
+		<-slots
+		n.bytes.Add(int64(len(got)))
+		n.msgs.Add(1)
+	}
 }
 
 // snapshot is the state of the counters and both processes at one instant.
 type snapshot struct {
-	at            time.Time
-	msgs, bytes   int64
-	srvCPU, cliCU float64
-	st            serverStats
+	at              time.Time
+	msgs, bytes     int64
+	sent            int64
+	wireIn, wireOut int64
+	srvCPU, cliCU   float64
+	st              serverStats
 }
 
-func take(s *server, ctrs []counter) (snapshot, error) {
+func take(s *server, ctrs []counter, w *wire) (snapshot, error) {
 	var sn snapshot
 	sn.at = time.Now()
 	for i := range ctrs {
 		sn.msgs += ctrs[i].msgs.Load()
 		sn.bytes += ctrs[i].bytes.Load()
+		sn.sent += ctrs[i].sent.Load()
+	}
+	if w != nil {
+		sn.wireIn, sn.wireOut = w.in.Load(), w.out.Load()
 	}
 	var err error
 	if sn.srvCPU, err = cpuSeconds(s.pid()); err != nil {
@@ -237,8 +370,8 @@ func take(s *server, ctrs []counter) (snapshot, error) {
 // measure opens conns connections, runs work on each, and measures the
 // window that starts warmup after the start and lasts dur. Then it closes
 // the connections and waits until the server has let them all go.
-func measure(s *server, conns int, warmup, dur time.Duration, work func(*tunnel.Conn, *counter, <-chan struct{}) error) (result, error) {
-	cs, err := dialN(s, conns)
+func measure(s *server, conns int, warmup, dur time.Duration, dc dialConfig, work func(*tunnel.Conn, *counter, <-chan struct{}) error) (result, error) {
+	cs, err := dialN(s, conns, dc)
 	if err != nil {
 		return result{}, err
 	}
@@ -263,22 +396,22 @@ func measure(s *server, conns int, warmup, dur time.Duration, work func(*tunnel.
 		wg.Wait()
 	}
 	time.Sleep(warmup)
-	a, err := take(s, ctrs)
+	a, err := take(s, ctrs, dc.wire)
 	if err != nil {
 		stop()
 		return result{}, err
 	}
 	time.Sleep(dur)
-	b, err := take(s, ctrs)
+	b, err := take(s, ctrs, dc.wire)
 	stop()
 	if err != nil {
 		return result{}, err
 	}
 	if p := failed.Load(); p != nil {
-		return result{}, fmt.Errorf("%s server, %d connections: %w", s.kind, conns, *p)
+		return result{}, fmt.Errorf("%s server, %d connections: %w", s.name(), conns, *p)
 	}
 	if b.msgs == a.msgs {
-		return result{}, errors.New(s.kind + " server: no message echoed in the window")
+		return result{}, errors.New(s.name() + " server: no message echoed in the window")
 	}
 	if err := s.waitConns(0, 10*time.Second); err != nil {
 		return result{}, err
@@ -293,6 +426,10 @@ func measure(s *server, conns int, warmup, dur time.Duration, work func(*tunnel.
 		cliCPU:  b.cliCU - a.cliCU,
 		mallocs: b.st.Mallocs - a.st.Mallocs,
 		alloced: b.st.TotalAlloc - a.st.TotalAlloc,
+		deflate: dc.deflate,
+		sent:    b.sent - a.sent,
+		wireIn:  b.wireIn - a.wireIn,
+		wireOut: b.wireOut - a.wireOut,
 	}, nil
 }
 
@@ -309,7 +446,7 @@ func idle(s *server, n int) (idleResult, error) {
 	if err != nil {
 		return idleResult{}, err
 	}
-	cs, err := dialN(s, n)
+	cs, err := dialN(s, n, dialConfig{})
 	if err != nil {
 		return idleResult{}, err
 	}

@@ -21,21 +21,35 @@ const clockTicks = 100
 
 // server is one echo server child process.
 type server struct {
-	kind  string
-	addr  string // host:port it listens on
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Reader
+	kind    string
+	deflate bool   // permessage-deflate on
+	params  string // with deflate: what the server agreed to, as the client saw it
+	addr    string // host:port it listens on
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	out     *bufio.Reader
 }
 
-// startServer re-executes this binary with -server kind and waits for the
-// line that gives its address.
-func startServer(kind string, extra ...string) (*server, error) {
+// name is kind, marked when the server has permessage-deflate on.
+func (s *server) name() string {
+	if s.deflate {
+		return s.kind + " (deflate)"
+	}
+	return s.kind
+}
+
+// startServer re-executes this binary with -server kind (and -deflate) and
+// waits for the line that gives its address.
+func startServer(kind string, deflate bool, extra ...string) (*server, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, append([]string{"-server", kind}, extra...)...)
+	args := []string{"-server", kind}
+	if deflate {
+		args = append(args, "-deflate")
+	}
+	cmd := exec.Command(self, append(args, extra...)...)
 	cmd.Stderr = os.Stderr
 	// The child dies with us even if we are killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -50,12 +64,12 @@ func startServer(kind string, extra ...string) (*server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{kind: kind, cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
+	s := &server{kind: kind, deflate: deflate, cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
 	line, err := s.out.ReadString('\n')
 	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
 	if err != nil || !ok {
 		s.stop()
-		return nil, fmt.Errorf("%s server did not start (said %q): %v", kind, line, err)
+		return nil, fmt.Errorf("%s server did not start (said %q): %v", s.name(), line, err)
 	}
 	s.addr = addr
 	return s, nil
@@ -68,15 +82,15 @@ func (s *server) pid() int { return s.cmd.Process.Pid }
 func (s *server) ask(cmd string) (serverStats, error) {
 	var st serverStats
 	if _, err := io.WriteString(s.stdin, cmd+"\n"); err != nil {
-		return st, fmt.Errorf("%s server: %w", s.kind, err)
+		return st, fmt.Errorf("%s server: %w", s.name(), err)
 	}
 	line, err := s.out.ReadString('\n')
 	if err != nil {
-		return st, fmt.Errorf("%s server: %w", s.kind, err)
+		return st, fmt.Errorf("%s server: %w", s.name(), err)
 	}
 	js, ok := strings.CutPrefix(line, "stats ")
 	if !ok {
-		return st, fmt.Errorf("%s server said %q", s.kind, line)
+		return st, fmt.Errorf("%s server said %q", s.name(), line)
 	}
 	return st, json.Unmarshal([]byte(js), &st)
 }
@@ -93,7 +107,7 @@ func (s *server) waitConns(n int64, timeout time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s server has %d connections after %v, want %d", s.kind, st.Conns, timeout, n)
+			return fmt.Errorf("%s server has %d connections after %v, want %d", s.name(), st.Conns, timeout, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

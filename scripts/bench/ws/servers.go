@@ -18,6 +18,7 @@ import (
 	"time"
 
 	coderws "github.com/coder/websocket"
+	"github.com/ferrygw/ferry/compress"
 	"github.com/ferrygw/ferry/tunnel"
 	gorillaws "github.com/gorilla/websocket"
 	"github.com/lxzan/gws"
@@ -33,6 +34,10 @@ var kinds = []string{"ferry", "gws", "gorilla", "coder"}
 // handler (as gorilla and coder are used here), to show what that costs.
 var extraKinds = []string{"ferry-handler"}
 
+// ferryLevel is the flate level of Ferry's deflate server, from -zlevel (0:
+// the default).
+var ferryLevel int
+
 // readLimit is the largest message every server accepts.
 const readLimit = 64 << 20
 
@@ -42,13 +47,31 @@ var live atomic.Int64
 
 // echoHandler returns the HTTP handler of one server kind. Every kind reads
 // a whole message into a buffer it reuses and writes it back as one frame,
-// each in the way its library documents; compression is off everywhere and
-// all share net/http for the opening handshake.
-func echoHandler(kind string) (http.Handler, error) {
+// each in the way its library documents; all share net/http for the
+// opening handshake. Compression is off unless deflate is true; then each
+// accepts permessage-deflate with its own option, with context takeover
+// where the library has it:
+//
+//   - ferry: AcceptOptions.Compression = &compress.Options{} (level 1,
+//     threshold 256 bytes, context takeover, incompressible messages sent
+//     as they are);
+//   - gws: PermessageDeflate{Enabled, ServerContextTakeover,
+//     ClientContextTakeover}, its defaults otherwise (level 1; with
+//     takeover it compresses every message and limits both windows to 12
+//     bits);
+//   - gorilla: Upgrader.EnableCompression (no context takeover: gorilla
+//     has none; level 1, every message);
+//   - coder: CompressionContextTakeover (level 1).
+func echoHandler(kind string, deflate bool) (http.Handler, error) {
+	var ferryOpts tunnel.AcceptOptions
+	ferryOpts.ReadLimit = readLimit
+	if deflate {
+		ferryOpts.Compression = &compress.Options{Level: ferryLevel}
+	}
 	switch kind {
 	case "ferry-handler":
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c, err := tunnel.Accept(w, r, &tunnel.AcceptOptions{ReadLimit: readLimit})
+			c, err := tunnel.Accept(w, r, &ferryOpts)
 			if err != nil {
 				return
 			}
@@ -57,7 +80,7 @@ func echoHandler(kind string) (http.Handler, error) {
 		}), nil
 	case "ferry":
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c, err := tunnel.Accept(w, r, &tunnel.AcceptOptions{ReadLimit: readLimit})
+			c, err := tunnel.Accept(w, r, &ferryOpts)
 			if err != nil {
 				return
 			}
@@ -65,7 +88,11 @@ func echoHandler(kind string) (http.Handler, error) {
 			go ferryEcho(c)
 		}), nil
 	case "gws":
-		up := gws.NewUpgrader(gwsEcho{}, &gws.ServerOption{ReadMaxPayloadSize: readLimit})
+		opt := &gws.ServerOption{ReadMaxPayloadSize: readLimit}
+		if deflate {
+			opt.PermessageDeflate = gws.PermessageDeflate{Enabled: true, ServerContextTakeover: true, ClientContextTakeover: true}
+		}
+		up := gws.NewUpgrader(gwsEcho{}, opt)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, err := up.Upgrade(w, r)
 			if err != nil {
@@ -75,7 +102,7 @@ func echoHandler(kind string) (http.Handler, error) {
 			go c.ReadLoop() // as gws's README does; OnClose counts it gone
 		}), nil
 	case "gorilla":
-		up := &gorillaws.Upgrader{}
+		up := &gorillaws.Upgrader{EnableCompression: deflate}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, err := up.Upgrade(w, r, nil)
 			if err != nil {
@@ -101,8 +128,12 @@ func echoHandler(kind string) (http.Handler, error) {
 			}
 		}), nil
 	case "coder":
+		mode := coderws.CompressionDisabled
+		if deflate {
+			mode = coderws.CompressionContextTakeover
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c, err := coderws.Accept(w, r, &coderws.AcceptOptions{CompressionMode: coderws.CompressionDisabled})
+			c, err := coderws.Accept(w, r, &coderws.AcceptOptions{CompressionMode: mode})
 			if err != nil {
 				return
 			}
@@ -131,10 +162,20 @@ func echoHandler(kind string) (http.Handler, error) {
 }
 
 // ferryEcho is tests/wsecho's echo loop: ReadAppend into a reused buffer.
+// The loop runs under the profiler label deflate=on or off, whether the
+// connection negotiated compression, so that a CPU profile of mbz can be
+// split (go tool pprof -tagfocus deflate=on).
 func ferryEcho(c *tunnel.Conn) {
 	defer live.Add(-1)
 	defer c.CloseNow()
-	ctx := context.Background()
+	on := "off"
+	if _, ok := c.Compression(); ok {
+		on = "on"
+	}
+	pprof.Do(context.Background(), pprof.Labels("deflate", on), func(ctx context.Context) { ferryLoop(ctx, c) })
+}
+
+func ferryLoop(ctx context.Context, c *tunnel.Conn) {
 	var buf []byte
 	for {
 		typ, msg, err := c.ReadAppend(ctx, buf[:0])
@@ -171,9 +212,10 @@ type serverStats struct {
 	NumGC      uint32
 }
 
-// runServer is the child process: it serves kind's echo on 127.0.0.1:0,
-// prints "listening ADDR", then answers commands read from stdin, one per
-// line, with one "stats {json}" line each:
+// runServer is the child process: it serves kind's echo (with
+// permessage-deflate when deflate is true) on 127.0.0.1:0, prints
+// "listening ADDR", then answers commands read from stdin, one per line,
+// with one "stats {json}" line each:
 //
 //	stats   report without disturbing anything
 //	gc      collect garbage and return free memory to the OS, then report
@@ -181,8 +223,8 @@ type serverStats struct {
 //
 // It exits when stdin ends (the parent went away or said so), writing the
 // profiles it was asked for.
-func runServer(kind, cpuprofile, memprofile string) error {
-	h, err := echoHandler(kind)
+func runServer(kind string, deflate bool, cpuprofile, memprofile string) error {
+	h, err := echoHandler(kind, deflate)
 	if err != nil {
 		return err
 	}
