@@ -265,7 +265,9 @@ func (s *Session) Dial(ctx context.Context, service string) (*Conn, error) {
 }
 
 func openStream(ctx context.Context, st *yamux.Stream, service string, req []byte) (*Conn, error) {
-	stop := context.AfterFunc(ctx, func() { st.Close() })
+	// yamux's Close only sends FIN and leaves reads blocked: a deadline in
+	// the past is what wakes the read of the answer.
+	stop := context.AfterFunc(ctx, func() { _ = st.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if _, err := st.Write(req); err != nil {
 		st.Close()
@@ -281,6 +283,12 @@ func openStream(ctx context.Context, st *yamux.Stream, service string, req []byt
 			return nil, fmt.Errorf("client: open %s: the gateway closed the stream without an answer", service)
 		}
 		return nil, fmt.Errorf("client: open %s: %w", service, err)
+	}
+	if !stop() {
+		// ctx ended as the answer came: the deadline is set, the stream
+		// is unusable.
+		st.Close()
+		return nil, fmt.Errorf("client: open %s: %w", service, ctx.Err())
 	}
 	if status != tunnel.OpenOK {
 		st.Close()

@@ -67,6 +67,9 @@ func (d *Decompressor) Read(p []byte) (int, error) {
 	if d.eof {
 		return 0, io.EOF
 	}
+	if d.fr == nil {
+		return 0, errors.New("compress: Read outside a message")
+	}
 	if len(p) == 0 {
 		return 0, nil
 	}

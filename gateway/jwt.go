@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -100,9 +102,13 @@ func (v *jwtVerifier) verify(tok string) (*credential, error) {
 	if claims.Services == nil {
 		return nil, errors.New("the token has no services claim")
 	}
-	name := "jwt"
-	if claims.Subject != "" {
-		name = "jwt:" + claims.Subject
+	// The name keys the per-token session limit: the subject when there
+	// is one, else the token itself (hashed), so that tokens without sub
+	// do not share one count.
+	name := "jwt:" + claims.Subject
+	if claims.Subject == "" {
+		sum := sha256.Sum256([]byte(tok))
+		name = "jwt#" + hex.EncodeToString(sum[:6])
 	}
 	c := &credential{name: name, services: map[string]bool{}, expires: claims.ExpiresAt.Time}
 	for _, s := range claims.Services {

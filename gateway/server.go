@@ -56,6 +56,7 @@ type Server struct {
 	streams  sync.WaitGroup // every open stream, for draining
 	sessWG   sync.WaitGroup // every session goroutine
 	pending  chan struct{}  // handshakes in progress (a semaphore)
+	closers  chan struct{}  // refused browser WebSockets being closed (a semaphore)
 }
 
 // New returns a gateway for cfg, which must be valid (config.Parse checks).
@@ -87,6 +88,7 @@ func New(cfg *config.Config, opts *Options) (*Server, error) {
 		n = 1000
 	}
 	s.pending = make(chan struct{}, n)
+	s.closers = make(chan struct{}, 64)
 	s.now = opts.Now
 	if s.now == nil {
 		s.now = time.Now
@@ -122,6 +124,7 @@ func (s *Server) Handler() http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("/{$}", s.servePage)
+	mux.HandleFunc(assetPrefix, serveAsset)
 	return mux
 }
 
@@ -170,9 +173,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		sessions = append(sessions, se)
 	}
 	s.mu.Unlock()
+	// Every tunnel at once: a silent peer costs each close up to its
+	// timeout, which must not add up.
+	var wg sync.WaitGroup
 	for _, se := range sessions {
-		se.goAway()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			se.goAway()
+		}()
 	}
+	wg.Wait()
 	s.sessWG.Wait()
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("gateway: shutdown: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -67,7 +68,10 @@ func (s *Server) serveTunnel(w http.ResponseWriter, r *http.Request) {
 	ip := s.clientIP(r)
 	if !s.limiter.allow(ip) {
 		s.count.rate.Add(1)
-		s.refuse(w, r, browser, &refusal{http.StatusTooManyRequests, 4429,
+		// Always plain HTTP: a WebSocket accepted only to be closed would
+		// cost a connection per refused handshake, and any client can
+		// claim to be a same-origin page.
+		s.refuse(w, r, browser, &refusal{http.StatusTooManyRequests, 0,
 			fmt.Sprintf("too many handshakes from %s; at most %g per second", ip, s.cfg.Limits.HandshakesPerSecondPerIP)})
 		return
 	}
@@ -146,15 +150,43 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, browser bool, rf
 		http.Error(w, rf.reason, rf.status)
 		return
 	}
+	// At most 64 such closes at a time, each given a second: they hold a
+	// connection while the close handshake runs.
+	select {
+	case s.closers <- struct{}{}:
+	default:
+		http.Error(w, rf.reason, rf.status)
+		return
+	}
 	ws, err := tunnel.Accept(w, r, &tunnel.AcceptOptions{Subprotocols: []string{tunnel.Subprotocol}, ReadLimit: 1 << 10})
 	if err != nil {
+		<-s.closers
 		return
 	}
 	s.sessWG.Add(1)
 	go func() {
 		defer s.sessWG.Done()
-		ws.Close(tunnel.StatusCode(rf.code), rf.reason)
+		defer func() { <-s.closers }()
+		closeWithin(ws, tunnel.StatusCode(rf.code), rf.reason, time.Second)
 	}()
+}
+
+// closeWithin runs the closing handshake for at most d, then drops the
+// connection.
+func closeWithin(ws *tunnel.Conn, code tunnel.StatusCode, reason string, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		ws.Close(code, reason)
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		ws.CloseNow()
+		<-done
+	}
 }
 
 // isWebSocket reports whether r asks for a WebSocket upgrade; Accept
@@ -281,6 +313,16 @@ func (se *session) run() {
 		if err != nil {
 			return
 		}
+		// A client that keeps opening streams past the limit without
+		// closing the refused ones makes yamux hold their buffers: past
+		// twice the limit, the session ends.
+		if max := s.cfg.Limits.MaxStreamsPerSession; max > 0 && se.mux.NumStreams() > 2*max+16 {
+			s.count.streamsLimited.Add(1)
+			s.logf("session from %s: %d streams open, over twice the limit of %d; closing it", se.ip, se.mux.NumStreams(), max)
+			st.Close()
+			se.close(tunnel.StatusPolicyViolation, fmt.Sprintf("more than %d streams open; the limit is %d", 2*max+16, max))
+			return
+		}
 		s.mu.Lock()
 		draining := s.draining
 		if !draining {
@@ -376,10 +418,15 @@ type streamConn struct{ *yamux.Stream }
 
 func (c streamConn) CloseWrite() error { return c.Stream.Close() }
 
+// refuse answers an open request with a refusal and closes the stream,
+// reading and dropping for a short while whatever the client sent after
+// its request, so that yamux does not keep it buffered.
 func refuse(st *yamux.Stream, status tunnel.OpenStatus, msg string) {
 	_ = st.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, _ = st.Write(tunnel.AppendOpenResponse(nil, status, msg))
 	_ = st.Close()
+	_ = st.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, _ = io.Copy(io.Discard, st)
 }
 
 // goAway closes the tunnel with 1001.
@@ -387,7 +434,9 @@ func (se *session) goAway() { se.close(tunnel.StatusGoingAway, "the gateway is s
 
 func (se *session) close(code tunnel.StatusCode, reason string) {
 	se.once.Do(func() {
+		// The WebSocket close goes first, so the client reads this code
+		// and reason rather than yamux's plain 1000.
+		closeWithin(se.ws, code, reason, 5*time.Second)
 		se.mux.Close()
-		_ = se.ws.Close(code, reason)
 	})
 }

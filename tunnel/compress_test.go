@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferrygw/ferry/compress"
 )
@@ -238,4 +240,31 @@ func TestIdleCompressorReleased(t *testing.T) {
 	}
 	send() // resumes from the dictionary
 	send()
+}
+
+// TestStalledHugeFrameCostsLittle: a frame header that announces a large
+// payload and then stalls must not make the reader allocate that payload.
+func TestStalledHugeFrameCostsLittle(t *testing.T) {
+	for _, rsv := range []byte{0, 4} { // plain and compressed
+		c, peer := deflatePeer(t, false, compress.Params{}, 64<<20)
+		hdr := []byte{0x82 | rsv<<4, 0xFF, 0, 0, 0, 0, 0x03, 0xC0, 0, 0, 0, 0, 0, 0} // 60 MiB, masked, key 0
+		peer.Write(append(hdr, make([]byte, 10)...))
+		var before, during runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := c.Read(context.Background())
+			done <- err
+		}()
+		// The reader has the header and 10 bytes; give it time to allocate
+		// whatever it would.
+		time.Sleep(100 * time.Millisecond)
+		runtime.ReadMemStats(&during)
+		if grew := int64(during.HeapAlloc) - int64(before.HeapAlloc); grew > 8<<20 {
+			t.Errorf("rsv %d: heap grew %d MiB for a stalled 60 MiB frame", rsv, grew>>20)
+		}
+		peer.Close()
+		<-done
+	}
 }

@@ -40,7 +40,7 @@ type Conn struct {
 	br          *bufio.Reader
 	client      bool
 	subprotocol string
-	readLimit   int64
+	readLimit   atomic.Int64
 
 	// Reading; guarded by readMu.
 	readMu    lock
@@ -99,13 +99,13 @@ func newConn(nc net.Conn, br *bufio.Reader, client bool, subprotocol string, rea
 		br:          br,
 		client:      client,
 		subprotocol: subprotocol,
-		readLimit:   readLimit,
 		readMu:      newLock(),
 		msgMu:       newLock(),
 		frameMu:     newLock(),
 		closeRcvd:   make(chan struct{}),
 		closed:      make(chan struct{}),
 	}
+	c.readLimit.Store(readLimit)
 	c.msgReader.c = c
 	c.writer.c = c
 	if client {
@@ -149,7 +149,7 @@ func (c *Conn) SetReadLimit(n int64) {
 	if n <= 0 {
 		n = DefaultReadLimit
 	}
-	c.readLimit = n
+	c.readLimit.Store(n)
 }
 
 // lock is a mutex whose acquisition gives up when a context ends or the
@@ -242,10 +242,7 @@ func (c *Conn) closeTCP(err error) {
 	c.setErr(err)
 	c.closeOnce.Do(func() {
 		_ = c.nc.Close()
-		close(c.closed)
-		if c.idleTimer != nil {
-			c.idleTimer.Stop()
-		}
+		close(c.closed) // an armed idle timer sees it and stops
 		c.pingMu.Lock()
 		for id, ch := range c.pings {
 			close(ch)

@@ -81,17 +81,25 @@ func (c *Conn) readMessage(dst []byte) (MessageType, []byte, error) {
 
 // appendFrame appends the rest of the current frame's payload, as it is on
 // the wire, to dst. On error dst comes back unchanged.
+//
+// The buffer grows as bytes arrive, at most 64 KiB ahead of them, so a
+// frame header that announces a huge payload and then stalls costs the
+// peer as much as it costs us.
 func (c *Conn) appendFrame(dst []byte) ([]byte, error) {
-	n := len(dst)
-	need := int(c.rremain)
-	if cap(dst)-n < need {
-		grown := make([]byte, n, n+need+n/2)
-		copy(grown, dst)
-		dst = grown
-	}
-	dst = dst[:n+need]
-	if _, err := io.ReadFull(c.br, dst[n:]); err != nil {
-		return dst[:n], err
+	start := len(dst)
+	for need := int(c.rremain); need > 0; {
+		chunk := min(need, 64<<10)
+		n := len(dst)
+		if cap(dst)-n < chunk {
+			grown := make([]byte, n, max(2*cap(dst), n+chunk))
+			copy(grown, dst)
+			dst = grown
+		}
+		dst = dst[:n+chunk]
+		if _, err := io.ReadFull(c.br, dst[n:]); err != nil {
+			return dst[:start], err
+		}
+		need -= chunk
 	}
 	return dst, nil
 }
@@ -241,7 +249,7 @@ func (c *Conn) loadCompressed() error {
 		var err error
 		if buf, err = c.appendFrame(buf); err != nil {
 			*c.zbuf = buf[:0]
-			return c.readErr(err)
+			return c.fatalReadErr(err)
 		}
 		if c.rh.masked {
 			c.rkey = mask(buf[n:], c.rkey)
@@ -252,12 +260,12 @@ func (c *Conn) loadCompressed() error {
 		}
 		if err := c.nextFrame(); err != nil {
 			*c.zbuf = buf[:0]
-			return err
+			return c.fatalReadErr(err)
 		}
 	}
 	buf = append(buf, deflateTail...)
 	*c.zbuf = buf
-	if err := c.decomp.Begin(buf, c.readLimit); err != nil {
+	if err := c.decomp.Begin(buf, c.readLimit.Load()); err != nil {
 		return c.fail(StatusInvalidPayload, "corrupt compressed message: "+err.Error())
 	}
 	return nil
@@ -278,7 +286,7 @@ func (c *Conn) readInflated(p []byte) (int, error) {
 		}
 		return n, io.EOF
 	case errors.Is(err, compress.ErrTooBig):
-		return 0, c.fail(StatusMessageTooBig, fmt.Sprintf("message inflates past the %d-byte limit", c.readLimit))
+		return 0, c.fail(StatusMessageTooBig, fmt.Sprintf("message inflates past the %d-byte limit", c.readLimit.Load()))
 	default:
 		return 0, c.fail(StatusInvalidPayload, "corrupt compressed message")
 	}
@@ -381,8 +389,8 @@ func (c *Conn) nextFrame() error {
 			c.rcomp = h.rsv1
 		}
 		c.rmsgLen += h.length
-		if c.rmsgLen > c.readLimit || c.rmsgLen < 0 {
-			return c.fail(StatusMessageTooBig, fmt.Sprintf("message over the %d-byte limit", c.readLimit))
+		if c.rmsgLen > c.readLimit.Load() || c.rmsgLen < 0 {
+			return c.fail(StatusMessageTooBig, fmt.Sprintf("message over the %d-byte limit", c.readLimit.Load()))
 		}
 		c.rremain = h.length
 		c.rkey = h.key
@@ -398,7 +406,7 @@ func (c *Conn) handleControl() error {
 	h := &c.rh
 	p := c.rctrl[:h.length]
 	if _, err := io.ReadFull(c.br, p); err != nil {
-		return c.readErr(err)
+		return c.fatalReadErr(err)
 	}
 	if h.masked {
 		mask(p, h.key)
@@ -479,6 +487,17 @@ func (c *Conn) readErr(err error) error {
 	}
 	c.closeTCP(&CloseError{Code: StatusAbnormalClosure, Reason: reason, Local: true})
 	return c.getErr()
+}
+
+// fatalReadErr is readErr for a read whose partial progress cannot be kept
+// (a control payload, a compressed message being gathered): a deadline
+// ends the connection too, since the stream position is lost.
+func (c *Conn) fatalReadErr(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) && c.getErr() == nil {
+		c.closeTCP(&CloseError{Code: StatusAbnormalClosure, Reason: "read deadline inside a frame that cannot be resumed", Local: true})
+		return c.getErr()
+	}
+	return c.readErr(err)
 }
 
 // lockErr maps a failure to take a lock to the Conn's error.
