@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"html/template"
 	"net/http"
+	"slices"
 	"sort"
 )
 
@@ -18,21 +19,43 @@ type pageService struct {
 }
 
 // servePage serves the demo page: what Ferry is, the tunnel URL, the
-// services and how to connect.
+// services and how to connect, and a live demo that runs the browser
+// client (/ferry/ferry.js): it connects, says hello to the built-in echo
+// service and shows what comes back, and lets a person pick any service,
+// paste a token, send text and measure throughput through an echo.
 func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 	var svcs []pageService
+	echoes := []string{}
 	for _, svc := range s.cfg.Services {
 		svcs = append(svcs, pageService{svc.Name, svc.Description, svc.Public})
+		if svc.Backend == builtinEcho {
+			echoes = append(echoes, svc.Name)
+		}
 	}
 	sort.Slice(svcs, func(i, j int) bool { return svcs[i].Name < svcs[j].Name })
+	sort.Strings(echoes)
+	data := struct {
+		TunnelURL, TunnelPath, DefaultService string
+		Services                              []pageService
+		EchoServices                          []string
+	}{TunnelPath: s.cfg.Server.TunnelPath, Services: svcs, EchoServices: echoes}
+	// The demo starts with a public echo service, else a public one,
+	// else the first.
+	for _, pick := range []func(pageService) bool{
+		func(p pageService) bool { return p.Public && slices.Contains(echoes, p.Name) },
+		func(p pageService) bool { return p.Public },
+		func(pageService) bool { return true },
+	} {
+		if i := slices.IndexFunc(svcs, pick); i >= 0 {
+			data.DefaultService = svcs[i].Name
+			break
+		}
+	}
 	scheme := "ws"
 	if r.TLS != nil {
 		scheme = "wss"
 	}
-	data := struct {
-		TunnelURL string
-		Services  []pageService
-	}{scheme + "://" + r.Host + s.cfg.Server.TunnelPath, svcs}
+	data.TunnelURL = scheme + "://" + r.Host + s.cfg.Server.TunnelPath
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	_ = pageTmpl.Execute(w, data)

@@ -1,0 +1,168 @@
+package gateway
+
+import (
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/ferrygw/ferry/wasm/assets"
+)
+
+// assetPrefix is where the browser client is served.
+const assetPrefix = "/ferry/"
+
+// immutable is the Cache-Control of an asset asked for by its current
+// content hash (?v=): that URL always names these bytes.
+const immutable = "public, max-age=31536000, immutable"
+
+// revalidate is the Cache-Control of an asset asked for by its plain name:
+// the name stays when a new gateway serves new bytes, and ferry.js must
+// match client.wasm, so a browser asks each time and mostly gets 304.
+const revalidate = "public, no-cache"
+
+// asset is one file of the browser client.
+type asset struct {
+	contentType string
+	// data is the file, gzip'ed when gzipped is set.
+	data    string
+	gzipped bool
+	size    int64  // the decompressed size
+	version string // the first 16 hex digits of SHA-256(data), as in ferry.js
+}
+
+var browserAssets = map[string]*asset{
+	"client.wasm":  newAsset("application/wasm", assets.ClientWasmGzip, true),
+	"ferry.js":     newAsset("text/javascript; charset=utf-8", assets.FerryJS, false),
+	"ferry.d.ts":   newAsset("text/plain; charset=utf-8", assets.FerryDTS, false),
+	"wasm_exec.js": newAsset("text/javascript; charset=utf-8", assets.WasmExecJS, false),
+}
+
+func newAsset(contentType, data string, gzipped bool) *asset {
+	sum := sha256.Sum256([]byte(data))
+	a := &asset{contentType: contentType, data: data, gzipped: gzipped, size: int64(len(data)), version: hex.EncodeToString(sum[:8])}
+	if gzipped && len(data) >= 4 {
+		// The gzip trailer ends with the input size modulo 2^32.
+		a.size = int64(binary.LittleEndian.Uint32([]byte(data[len(data)-4:])))
+	}
+	return a
+}
+
+// etag is the strong validator of the representation sent: a gzip'ed body
+// and the same bytes decompressed are different representations.
+func (a *asset) etag(gz bool) string {
+	if a.gzipped && !gz {
+		return `"` + a.version + `-identity"`
+	}
+	return `"` + a.version + `"`
+}
+
+// serveAsset serves the browser client under /ferry/: ferry.js,
+// ferry.d.ts, wasm_exec.js and client.wasm (gzip'ed when the browser
+// accepts it, as every browser does; decompressed on the fly otherwise).
+// Every answer has a strong ETag and If-None-Match gets 304. A URL whose
+// ?v= is the file's current content hash, as ferry.js asks for
+// client.wasm and wasm_exec.js, is cached for a year; a plain name is
+// revalidated on each use. The files are public, so any origin may load
+// them (a page of an origin listed in allowed_origins loads ferry.js
+// from the gateway as a CORS module script).
+func serveAsset(w http.ResponseWriter, r *http.Request) {
+	a := browserAssets[strings.TrimPrefix(r.URL.Path, assetPrefix)]
+	if a == nil {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	gz := a.gzipped && acceptsGzip(r.Header.Values("Accept-Encoding"))
+	h := w.Header()
+	h.Set("ETag", a.etag(gz))
+	if r.URL.Query().Get("v") == a.version {
+		h.Set("Cache-Control", immutable)
+	} else {
+		h.Set("Cache-Control", revalidate)
+	}
+	if a.gzipped {
+		h.Set("Vary", "Accept-Encoding")
+	}
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if etagMatch(r.Header.Values("If-None-Match"), a.etag(gz)) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", a.contentType)
+	if gz {
+		h.Set("Content-Encoding", "gzip")
+		h.Set("Content-Length", strconv.Itoa(len(a.data)))
+	} else {
+		h.Set("Content-Length", strconv.FormatInt(a.size, 10))
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if gz || !a.gzipped {
+		_, _ = io.WriteString(w, a.data)
+		return
+	}
+	zr, err := gzip.NewReader(strings.NewReader(a.data))
+	if err != nil {
+		return // not reached: the embedded file is checked by tests
+	}
+	_, _ = io.Copy(w, zr)
+}
+
+// acceptsGzip reports whether Accept-Encoding values allow gzip: listed
+// (or x-gzip, or *) with a q-value above 0, and not refused by name.
+func acceptsGzip(values []string) bool {
+	named, star := -1.0, -1.0
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			coding, params, _ := strings.Cut(part, ";")
+			coding = strings.ToLower(strings.TrimSpace(coding))
+			q := 1.0
+			for _, p := range strings.Split(params, ";") {
+				k, val, ok := strings.Cut(strings.TrimSpace(p), "=")
+				if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+					f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+					if err != nil {
+						f = 0
+					}
+					q = f
+				}
+			}
+			switch coding {
+			case "gzip", "x-gzip":
+				named = max(named, q)
+			case "*":
+				star = max(star, q)
+			}
+		}
+	}
+	if named >= 0 {
+		return named > 0
+	}
+	return star > 0
+}
+
+// etagMatch reports whether an If-None-Match header names etag (weak
+// comparison, as RFC 9110 asks for If-None-Match), or is *.
+func etagMatch(values []string, etag string) bool {
+	for _, v := range values {
+		for _, t := range strings.Split(v, ",") {
+			t = strings.TrimSpace(t)
+			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+				return true
+			}
+		}
+	}
+	return false
+}

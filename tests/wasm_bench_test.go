@@ -1,0 +1,198 @@
+//go:build linux
+
+package tests
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ferrygw/ferry/compress"
+	"github.com/ferrygw/ferry/tunnel"
+)
+
+// wasmBenchSize is what one stream carries in BenchmarkWasmBrowser.
+const wasmBenchSize = 128 << 20
+
+// sinkBackend reads size bytes from each connection, then writes one
+// byte (the acknowledgement the page waits for) and reads to the end.
+func sinkBackend(t *testing.T, size int64) string {
+	return tcpServer(t, func(c net.Conn) {
+		if _, err := io.CopyN(io.Discard, c, size); err != nil {
+			return
+		}
+		if _, err := c.Write([]byte{1}); err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, c)
+	})
+}
+
+// wsSink is a plain WebSocket server (package tunnel) that reads binary
+// messages until it has size bytes, then sends one 1-byte message and
+// reads until the close: what a page's own WebSocket can do.
+func wsSink(t *testing.T, size int64, opts *compress.Options) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := tunnel.Accept(w, r, &tunnel.AcceptOptions{ReadLimit: 64 << 20, Compression: opts})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := context.Background()
+		var n int64
+		var buf []byte
+		for n < size {
+			_, msg, err := c.ReadAppend(ctx, buf[:0])
+			if err != nil {
+				return
+			}
+			buf = msg
+			n += int64(len(msg))
+		}
+		if err := c.Write(ctx, tunnel.MessageBinary, []byte{1}); err != nil {
+			return
+		}
+		for {
+			if _, _, err := c.ReadAppend(ctx, buf[:0]); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+type wasmRate struct{ MS, MBps float64 }
+
+// wasmBenchRounds is how many times each rate is measured; the report
+// gives medians. Each round measures both paths back to back, so that the
+// ratio of a round compares them under the same load.
+const wasmBenchRounds = 5
+
+// TestWasmBench measures, in headless Chromium, the throughput of one
+// stream from a page through the gateway to a TCP sink, and of the same
+// bytes through a plain browser WebSocket to a Go sink in the same run
+// (the browser's own ceiling), with compression off and on; and the time
+// from loading the demo page to its first byte echoed, on a first visit
+// and on later ones (assets cached). It prints a table. scripts/bench-browser
+// runs it with FERRY_BENCH_BROWSER=1; otherwise it is skipped.
+func TestWasmBench(t *testing.T) {
+	if os.Getenv("FERRY_BENCH_BROWSER") != "1" {
+		t.Skip("set FERRY_BENCH_BROWSER=1 (scripts/bench-browser) to run the browser benchmark")
+	}
+	br := startCDPBrowser(t)
+	sink := sinkBackend(t, wasmBenchSize)
+	type row struct {
+		name                string
+		ferry, plain, ratio []float64
+	}
+	var rows []row
+	var cold float64
+	var warm []float64
+	firstEcho := func(ctx context.Context, p *cdpPage) float64 {
+		var ms float64
+		if err := p.eval(ctx, `new Promise((resolve) => {
+  const mark = () => performance.getEntriesByName("ferry:first-echo")[0];
+  if (mark()) return resolve(mark().startTime);
+  new PerformanceObserver((list, obs) => { if (mark()) { obs.disconnect(); resolve(mark().startTime); } }).observe({ entryTypes: ["mark"] });
+})`, &ms); err != nil {
+			t.Fatalf("first echo: %v\n%s", err, p.console)
+		}
+		return ms
+	}
+	for _, deflate := range []bool{false, true} {
+		g := startWasmGateway(t, fmt.Sprintf(`
+[compression]
+enabled = %v
+[limits]
+max_sessions_per_ip = 1000
+handshakes_per_second_per_ip = 1000
+[services.echo]
+backend = "builtin:echo"
+public = true
+[services.sink]
+backend = %q
+public = true
+`, deflate, sink))
+		var opts *compress.Options
+		if deflate {
+			opts = &compress.Options{Threshold: 256}
+		}
+		plainURL := wsSink(t, wasmBenchSize, opts)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		p, err := br.openPage(ctx, g.url("/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !deflate {
+			cold = firstEcho(ctx, p)
+			for range 3 {
+				if err := p.navigate(ctx, g.url("/")); err != nil {
+					t.Fatal(err)
+				}
+				warm = append(warm, firstEcho(ctx, p))
+			}
+		}
+		r := row{name: map[bool]string{false: "compression off", true: "permessage-deflate"}[deflate]}
+		for _, expr := range []string{wasmSuiteJS, `suite.load()`, `suite.connect("bench")`} {
+			if err := p.eval(ctx, expr, nil); err != nil {
+				t.Fatalf("%.40s: %v\n%s", expr, err, p.console)
+			}
+		}
+		for i := range wasmBenchRounds {
+			var f, pl wasmRate
+			ferry := func() {
+				if err := p.eval(ctx, fmt.Sprintf(`suite.sink("bench", "sink", %d)`, wasmBenchSize), &f); err != nil {
+					t.Fatalf("sink through the gateway: %v\n%s", err, p.console)
+				}
+			}
+			plain := func() {
+				if err := p.eval(ctx, fmt.Sprintf(`suite.rawSink(%q, %d)`, plainURL, wasmBenchSize), &pl); err != nil {
+					t.Fatalf("plain WebSocket sink: %v\n%s", err, p.console)
+				}
+			}
+			if i%2 == 0 {
+				ferry()
+				plain()
+			} else {
+				plain()
+				ferry()
+			}
+			r.ferry = append(r.ferry, f.MBps)
+			r.plain = append(r.plain, pl.MBps)
+			r.ratio = append(r.ratio, f.MBps/pl.MBps)
+		}
+		cancel()
+		rows = append(rows, r)
+		g.stop()
+	}
+	median := func(xs []float64) float64 {
+		s := slices.Clone(xs)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	fmt.Printf("\none stream from headless Chromium to a TCP sink, %d MiB of random bytes per run, %d runs each (median; each run's ratio compares the two paths back to back)\n\n", wasmBenchSize>>20, wasmBenchRounds)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tferry.js + gateway (MB/s)\tplain WebSocket (MB/s)\tratio\tratios\t")
+	for _, r := range rows {
+		var ratios []string
+		for _, x := range r.ratio {
+			ratios = append(ratios, fmt.Sprintf("%.2f", x))
+		}
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.2f×\t%s\t\n", r.name, median(r.ferry), median(r.plain), median(r.ratio), strings.Join(ratios, " "))
+	}
+	tw.Flush()
+	fmt.Printf("\ndemo page, navigation start to first byte echoed (fetch ferry.js, wasm_exec.js, client.wasm; start; connect; dial echo):\nfirst visit %.0f ms, later visits (cached) median %.0f ms\n", cold, median(warm))
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("load average during the run: %s\n", strings.Join(strings.Fields(string(la))[:3], " "))
+	}
+}

@@ -1,0 +1,394 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"syscall/js"
+	"time"
+
+	"github.com/ferrygw/ferry/client"
+	"github.com/ferrygw/ferry/tunnel"
+)
+
+// connectTimeout bounds the first connection of a gateway; later ones are
+// the Session's business (it retries with backoff).
+const connectTimeout = 30 * time.Second
+
+// closeWait bounds how long closing a gateway waits for the WebSocket's
+// closing handshake.
+const closeWait = 5 * time.Second
+
+// readSize is the most a read hands to JavaScript at once.
+const readSize = 256 << 10
+
+// api is the internal interface that ferry.js drives. Gateways and sockets
+// are known to JavaScript by number. Every function returns at once;
+// those that wait take the resolve and reject functions of a Promise and
+// settle them from a goroutine.
+type api struct {
+	errorClass js.Value // ferry.js's FerryError
+
+	mu       sync.Mutex
+	next     int
+	gateways map[int]*gateway
+	sockets  map[int]*socket
+}
+
+type gateway struct {
+	a         *api
+	protocols []string
+	onstatus  js.Value // called as onstatus(state, error or undefined)
+
+	mu    sync.Mutex
+	sess  *client.Session
+	last  *wsConn // the WebSocket of the latest tunnel
+	wasUp bool    // a tunnel was up since the last status
+}
+
+type socket struct {
+	g    *gateway
+	conn *client.Conn
+}
+
+// writeSize is the size of the pooled buffers that writes are copied
+// into; larger writes get a buffer of their own.
+const writeSize = 1 << 20
+
+var (
+	readBufs  = sync.Pool{New: func() any { b := make([]byte, readSize); return &b }}
+	writeBufs = sync.Pool{New: func() any { b := make([]byte, writeSize); return &b }}
+)
+
+func newAPI() *api {
+	return &api{gateways: map[int]*gateway{}, sockets: map[int]*socket{}}
+}
+
+// object returns the API as a JavaScript object of functions.
+func (a *api) object() js.Value {
+	o := js.Global().Get("Object").New()
+	for name, f := range map[string]func([]js.Value) any{
+		"connect":      a.connect,
+		"closeGateway": a.closeGateway,
+		"dial":         a.dial,
+		"read":         a.read,
+		"write":        a.write,
+		"closeWrite":   a.closeWrite,
+		"closeSocket":  a.closeSocket,
+		"stats":        a.stats,
+	} {
+		o.Set(name, js.FuncOf(func(_ js.Value, args []js.Value) any { return f(args) }))
+	}
+	return o
+}
+
+func (a *api) add(put func(id int)) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.next++
+	put(a.next)
+	return a.next
+}
+
+// connect(url, token, onstatus, resolve, reject) resolves with a gateway
+// number once the first tunnel is up.
+func (a *api) connect(args []js.Value) any {
+	url, token, onstatus, resolve, reject := args[0].String(), args[1].String(), args[2], args[3], args[4]
+	g := &gateway{a: a, onstatus: onstatus, protocols: []string{tunnel.Subprotocol}}
+	if token != "" {
+		if !validToken(token) {
+			reject.Invoke(a.jsError(errors.New("the token holds a character that a WebSocket subprotocol cannot carry (tokens are base64url, JWTs base64url parts joined by dots)")))
+			return nil
+		}
+		g.protocols = append(g.protocols, "ferry.token."+token)
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+		defer cancel()
+		sess, err := client.Connect(ctx, url, &client.Options{Dialer: g.dial, OnStatus: g.status})
+		if err != nil {
+			reject.Invoke(a.jsError(err))
+			return
+		}
+		g.mu.Lock()
+		g.sess = sess
+		g.mu.Unlock()
+		resolve.Invoke(a.add(func(id int) { a.gateways[id] = g }))
+	}()
+	return nil
+}
+
+// validToken reports whether tok is made of the characters of an HTTP
+// token (RFC 9110 tchar), as a subprotocol must be; base64url and JWTs
+// are.
+func validToken(tok string) bool {
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-' || c == '_' || c == '.' || c == '~' || c == '!' || c == '#' || c == '$' ||
+			c == '%' || c == '&' || c == '\'' || c == '*' || c == '+' || c == '^' || c == '`' || c == '|':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// dial is the Session's Dialer: the browser's WebSocket.
+func (g *gateway) dial(ctx context.Context, url string) (net.Conn, error) {
+	c, err := dialWebSocket(ctx, url, g.protocols)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	g.last = c
+	g.mu.Unlock()
+	return c, nil
+}
+
+// status passes the Session's state changes to ferry.js. When a tunnel
+// that was up dies, the error is the close code and reason the gateway
+// sent, if it sent one.
+func (g *gateway) status(st client.Status) {
+	var state string
+	err := st.Err
+	switch st.State {
+	case client.Connected:
+		state = "connected"
+		g.mu.Lock()
+		g.wasUp = true
+		g.mu.Unlock()
+	case client.Reconnecting:
+		state = "reconnecting"
+		g.mu.Lock()
+		if g.wasUp && g.last != nil {
+			if ce := g.last.closeInfo(); ce != nil && !g.last.closedHere() {
+				err = ce
+			}
+		}
+		g.wasUp = false
+		g.mu.Unlock()
+	case client.Closed:
+		state = "closed"
+	}
+	jerr := js.Undefined()
+	if err != nil {
+		jerr = g.a.jsError(err)
+	}
+	g.onstatus.Invoke(state, jerr)
+}
+
+// closeGateway(gw, resolve) closes the Session and every socket on it.
+func (a *api) closeGateway(args []js.Value) any {
+	id, resolve := args[0].Int(), args[1]
+	a.mu.Lock()
+	g := a.gateways[id]
+	delete(a.gateways, id)
+	for sid, s := range a.sockets {
+		if s.g == g {
+			delete(a.sockets, sid)
+		}
+	}
+	a.mu.Unlock()
+	go func() {
+		if g != nil {
+			g.mu.Lock()
+			sess := g.sess
+			g.mu.Unlock()
+			sess.Close()
+			// Resolve once the WebSocket has closed, within reason.
+			g.mu.Lock()
+			last := g.last
+			g.mu.Unlock()
+			if last != nil {
+				select {
+				case <-last.released:
+				case <-time.After(closeWait):
+				}
+			}
+		}
+		resolve.Invoke()
+	}()
+	return nil
+}
+
+// dial(gw, service, resolve, reject) resolves with a socket number once
+// the gateway has connected to the service.
+func (a *api) dial(args []js.Value) any {
+	id, service, resolve, reject := args[0].Int(), args[1].String(), args[2], args[3]
+	a.mu.Lock()
+	g := a.gateways[id]
+	a.mu.Unlock()
+	if g == nil {
+		reject.Invoke(a.jsError(client.ErrClosed))
+		return nil
+	}
+	go func() {
+		conn, err := g.sess.Dial(context.Background(), service)
+		if err != nil {
+			reject.Invoke(a.jsError(err))
+			return
+		}
+		s := &socket{g: g, conn: conn}
+		open := false
+		sid := a.add(func(sid int) {
+			if open = a.gateways[id] == g; open {
+				a.sockets[sid] = s
+			}
+		})
+		if !open { // the gateway was closed meanwhile
+			conn.Close()
+			reject.Invoke(a.jsError(client.ErrClosed))
+			return
+		}
+		resolve.Invoke(sid)
+	}()
+	return nil
+}
+
+func (a *api) socket(id int) *socket {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sockets[id]
+}
+
+var errSocketClosed = errors.New("the socket is closed")
+
+// read(sock, resolve, reject) resolves with the next bytes the service
+// sent, as a Uint8Array of at most readSize bytes, or with null at its end.
+// ferry.js calls it only when the page pulls from the ReadableStream, so a
+// page that stops reading stops this side reading, and yamux's window
+// stops the gateway, which stops reading from the service.
+func (a *api) read(args []js.Value) any {
+	s, resolve, reject := a.socket(args[0].Int()), args[1], args[2]
+	if s == nil {
+		reject.Invoke(a.jsError(errSocketClosed))
+		return nil
+	}
+	go func() {
+		bp := readBufs.Get().(*[]byte)
+		defer readBufs.Put(bp)
+		for {
+			n, err := s.conn.Read(*bp)
+			if n > 0 {
+				chunk := uint8Array.New(n)
+				js.CopyBytesToJS(chunk, (*bp)[:n])
+				resolve.Invoke(chunk)
+				return
+			}
+			if err == io.EOF {
+				resolve.Invoke(js.Null())
+				return
+			}
+			if err != nil {
+				reject.Invoke(a.jsError(err))
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// write(sock, bytes, resolve, reject) resolves once yamux has taken the
+// bytes (a Uint8Array, copied at once), which waits while the stream's
+// window is full.
+func (a *api) write(args []js.Value) any {
+	s, data, resolve, reject := a.socket(args[0].Int()), args[1], args[2], args[3]
+	if s == nil {
+		reject.Invoke(a.jsError(errSocketClosed))
+		return nil
+	}
+	n := data.Get("byteLength").Int()
+	var bp *[]byte
+	var b []byte
+	if n <= writeSize {
+		bp = writeBufs.Get().(*[]byte)
+		b = (*bp)[:n]
+	} else {
+		b = make([]byte, n)
+	}
+	js.CopyBytesToGo(b, data)
+	go func() {
+		_, err := s.conn.Write(b)
+		// yamux holds no reference to b once Write has returned.
+		if bp != nil {
+			writeBufs.Put(bp)
+		}
+		if err != nil {
+			reject.Invoke(a.jsError(err))
+			return
+		}
+		resolve.Invoke()
+	}()
+	return nil
+}
+
+// closeWrite(sock, resolve, reject) half-closes: the service reads end of
+// file and can still answer.
+func (a *api) closeWrite(args []js.Value) any {
+	s, resolve, reject := a.socket(args[0].Int()), args[1], args[2]
+	if s == nil {
+		reject.Invoke(a.jsError(errSocketClosed))
+		return nil
+	}
+	go func() {
+		if err := s.conn.CloseWrite(); err != nil {
+			reject.Invoke(a.jsError(err))
+			return
+		}
+		resolve.Invoke()
+	}()
+	return nil
+}
+
+// closeSocket(sock) closes the stream both ways and forgets it.
+func (a *api) closeSocket(args []js.Value) any {
+	id := args[0].Int()
+	a.mu.Lock()
+	s := a.sockets[id]
+	delete(a.sockets, id)
+	a.mu.Unlock()
+	if s != nil {
+		go s.conn.Close()
+	}
+	return nil
+}
+
+// stats() returns counts of what this side holds, for tests: gateways
+// and sockets open, and WebSockets whose event handlers are not yet
+// released.
+func (a *api) stats([]js.Value) any {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return map[string]any{"gateways": len(a.gateways), "sockets": len(a.sockets), "webSockets": liveWebSockets.Load()}
+}
+
+// jsError returns err as a FerryError: the message, and the gateway's code
+// and reason when it gave them: the open status (1 to 8) and message of a
+// refused dial, or the close code (4401, 4403, 4429, 1001...) and reason
+// of a refused or ended tunnel.
+func (a *api) jsError(err error) js.Value {
+	code, reason := 0, ""
+	msg := err.Error()
+	var oe *tunnel.OpenError
+	var ce *CloseError
+	switch {
+	case errors.As(err, &oe):
+		code, reason = int(oe.Status), oe.Message
+		msg = "dial " + strconv.Quote(oe.Service) + ": " + oe.Status.String()
+		if oe.Message != "" {
+			msg += ": " + oe.Message
+		}
+	case errors.As(err, &ce):
+		code, reason = ce.Code, ce.Reason
+	case errors.Is(err, client.ErrClosed):
+		msg = "the gateway connection is closed"
+	}
+	return a.errorClass.New("ferry: "+msg, code, reason)
+}

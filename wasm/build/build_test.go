@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// assetsDir is the committed build, relative to this package.
+const assetsDir = "../assets"
+
+// TestAssetsReproducible builds the browser client afresh and compares
+// every file with the committed wasm/assets: the build is reproducible,
+// so any difference means the sources (wasm/, client/, tunnel/, ...) or
+// the toolchain changed without scripts/build-wasm being run.
+func TestAssetsReproducible(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	if err := run(out); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"client.wasm.gz", "ferry.js", "ferry.d.ts", "wasm_exec.js"} {
+		fresh, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		committed, err := os.ReadFile(filepath.Join(assetsDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(fresh, committed) {
+			t.Errorf("wasm/assets/%s (%d bytes, SHA-256 %x) differs from a fresh build with %s (%d bytes, %x): run scripts/build-wasm and commit the result",
+				name, len(committed), sha256.Sum256(committed), runtime.Version(), len(fresh), sha256.Sum256(fresh))
+		}
+	}
+}
+
+// TestWasmExecIsGos checks that wasm/assets/wasm_exec.js is a verbatim
+// copy of this toolchain's $(go env GOROOT)/lib/wasm/wasm_exec.js, which
+// client.wasm needs (its imports change between Go versions).
+func TestWasmExecIsGos(t *testing.T) {
+	t.Parallel()
+	goroot, err := goEnv("GOROOT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(goroot, "lib", "wasm", "wasm_exec.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(assetsDir, "wasm_exec.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("wasm/assets/wasm_exec.js is not %s/lib/wasm/wasm_exec.js of %s: run scripts/build-wasm", goroot, runtime.Version())
+	}
+}
+
+// TestWasmSize fails when the committed client.wasm.gz weighs more than
+// 1 MB: what every first visit of a page downloads.
+func TestWasmSize(t *testing.T) {
+	t.Parallel()
+	fi, err := os.Stat(filepath.Join(assetsDir, "client.wasm.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > MaxGzipSize {
+		t.Errorf("client.wasm.gz is %d bytes, over the limit of %d", fi.Size(), MaxGzipSize)
+	}
+	t.Logf("client.wasm.gz: %d bytes (limit %d)", fi.Size(), MaxGzipSize)
+}
+
+// TestGzipDeterministic: the header holds no name and no time.
+func TestGzipDeterministic(t *testing.T) {
+	a, err := Gzip([]byte("ferry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ID1 ID2 CM FLG MTIME(4) XFL OS: no flags, no time.
+	if a[3] != 0 || !bytes.Equal(a[4:8], []byte{0, 0, 0, 0}) {
+		t.Errorf("gzip header % x has flags or a time", a[:10])
+	}
+}
+
+// TestNoHeavyDeps checks that the js/wasm build links none of what the
+// browser already does: net/http, TLS, flate (package compress and
+// klauspost/compress). With them client.wasm would weigh twice as much.
+func TestNoHeavyDeps(t *testing.T) {
+	t.Parallel()
+	root, err := goEnv("GOMOD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "list", "-deps", "./wasm")
+	cmd.Dir = filepath.Dir(root)
+	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm", "GOFLAGS=")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	pkgs := strings.Fields(string(out))
+	if !slices.Contains(pkgs, "github.com/ferrygw/ferry/client") {
+		t.Fatalf("go list -deps ./wasm does not list package client:\n%s", out)
+	}
+	for _, pkg := range pkgs {
+		if pkg == "net/http" || strings.HasPrefix(pkg, "net/http/") || strings.HasPrefix(pkg, "crypto/tls") ||
+			pkg == "compress/flate" || strings.HasPrefix(pkg, "github.com/klauspost/compress") || pkg == "github.com/ferrygw/ferry/compress" {
+			t.Errorf("the js/wasm build links %s", pkg)
+		}
+	}
+}

@@ -1,0 +1,115 @@
+// Types of ferry.js, Ferry's browser client. Written by hand; the tests
+// check it with `tsc --strict` against a program that uses every part.
+
+/**
+ * An error from Ferry. `code` and `reason` are the gateway's when it gave
+ * them:
+ *
+ * - a refused or ended tunnel: the WebSocket close code and reason, such as
+ *   4401 (missing or bad credential), 4403 (forbidden), 4429 (too many
+ *   sessions), 1001 (the gateway is shutting down), or 1006 when the
+ *   browser saw the WebSocket fail and gives no reason (the gateway is
+ *   unreachable, or refused the handshake with an HTTP error);
+ * - a refused dial: the open status, 1 unknown service, 2 forbidden,
+ *   3 connection refused, 4 timeout, 5 limit reached, 6 unreachable,
+ *   7 bad request, 8 unavailable (docs/PROTOCOL.md), and the gateway's
+ *   message;
+ * - anything else: code 0 and reason "".
+ */
+export declare class FerryError extends Error {
+  constructor(message: string, code?: number, reason?: string);
+  readonly name: "FerryError";
+  readonly code: number;
+  readonly reason: string;
+}
+
+/** The state of a gateway connection. */
+export type State = "connected" | "reconnecting" | "closed";
+
+/** A change of a gateway connection's state. */
+export interface Status {
+  readonly state: State;
+  /**
+   * For "reconnecting": why the tunnel ended (its close code and reason,
+   * when the gateway sent them) or why the last attempt failed; else null.
+   */
+  readonly error: FerryError | null;
+}
+
+export interface ConnectOptions {
+  /**
+   * The credential: a static token or a JWT. The browser cannot set
+   * headers on a WebSocket, so it travels as the subprotocol
+   * `ferry.token.<token>` next to `ferry.v1`.
+   */
+  token?: string;
+  /**
+   * Told of every state change, from a microtask: "connected" (also for
+   * the first tunnel), "reconnecting" (with the error) and "closed".
+   */
+  onstatus?: (status: Status) => void;
+}
+
+/** What `opened` resolves with. */
+export interface SocketInfo {
+  readonly service: string;
+}
+
+/** What a socket's writable accepts; strings are sent as UTF-8. */
+export type Chunk = ArrayBufferView | ArrayBuffer | string;
+
+/**
+ * One stream to a service: a TCP connection made by the gateway.
+ *
+ * Closing `writable` half-closes: the service reads end of file and may
+ * still answer. `readable` ends when the service has closed its side (a
+ * backend failure also looks like an end: docs/PROTOCOL.md). Once both
+ * have ended, or after close(), `closed` resolves; it rejects with a
+ * FerryError when the stream fails, as when the tunnel dies.
+ */
+export interface FerrySocket {
+  readonly service: string;
+  /** A byte stream: getReader({ mode: "byob" }) works too. */
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Chunk>;
+  /** Resolved: gateway.dial resolves only once the service is connected. */
+  readonly opened: Promise<SocketInfo>;
+  readonly closed: Promise<void>;
+  /** Closes both directions; returns `closed`. */
+  close(): Promise<void>;
+}
+
+/** A connection to one gateway, kept up across failures. */
+export interface Gateway {
+  /** The tunnel's ws: or wss: URL. */
+  readonly url: string;
+  /**
+   * Opens a stream to service and resolves once the gateway has connected
+   * to it; rejects with a FerryError carrying the open status and the
+   * gateway's message when it refuses. While the tunnel is reconnecting,
+   * it waits for the next one.
+   */
+  dial(service: string): Promise<FerrySocket>;
+  /** Closes the tunnel and every socket on it. */
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to a gateway and resolves once the tunnel is up; rejects with a
+ * FerryError when the first attempt fails (a refused credential is code
+ * 4401, 4403 or 4429 with the gateway's reason). `url` is the tunnel's
+ * ws:, wss:, http: or https: URL, absolute or relative to the page;
+ * the default is the page's own origin with the path /tunnel.
+ */
+export declare function connect(url?: string | URL, options?: ConnectOptions): Promise<Gateway>;
+export declare function connect(options: ConnectOptions): Promise<Gateway>;
+
+/** Counts of what client.wasm holds, for tests and diagnostics. */
+export interface Stats {
+  readonly gateways: number;
+  readonly sockets: number;
+  /** WebSockets whose event handlers are not yet released. */
+  readonly webSockets: number;
+}
+
+export declare function stats(): Promise<Stats>;
