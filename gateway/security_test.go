@@ -28,6 +28,7 @@ import (
 	"github.com/ferrygw/ferry/gateway/config"
 	"github.com/ferrygw/ferry/tunnel"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/hashicorp/yamux"
 )
 
 // openSockets lists this process's open sockets (the runtime's own files,
@@ -550,5 +551,41 @@ func TestTrustedProxies(t *testing.T) {
 		if differentClientOK != wantOK {
 			t.Errorf("trusted %s: second client behind the proxy admitted=%v, want %v (%v)", tc.trusted, differentClientOK, wantOK, err)
 		}
+	}
+}
+
+// TestStreamHoarding: a client that opens streams past the limit and
+// never closes the refused ones loses its session once it holds 256 more
+// than the limit, so yamux cannot be made to buffer for all of them.
+func TestStreamHoarding(t *testing.T) {
+	noLeaks(t)
+	g := startGateway(t, baseConfig("[limits]\nmax_streams_per_session = 4\n"))
+	c, _, err := tunnel.Dial(context.Background(), g.url, &tunnel.DialOptions{Subprotocols: []string{"ferry.v1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux, err := yamux.Client(c.StreamConn(), tunnel.MuxConfig(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mux.Close()
+	req, _ := tunnel.AppendOpenRequest(nil, "nosuch")
+	var open []*yamux.Stream
+	for i := 0; i < 400 && !mux.IsClosed(); i++ {
+		st, err := mux.OpenStream()
+		if err != nil {
+			break
+		}
+		st.Write(req)
+		st.Write(make([]byte, 16<<10)) // junk after the request
+		open = append(open, st)        // never closed
+	}
+	select {
+	case <-mux.CloseChan():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("session still open with %d hoarded streams", len(open))
+	}
+	if len(open) > 4+256+64 {
+		t.Errorf("the session lasted %d streams", len(open))
 	}
 }

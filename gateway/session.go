@@ -314,13 +314,14 @@ func (se *session) run() {
 			return
 		}
 		// A client that keeps opening streams past the limit without
-		// closing the refused ones makes yamux hold their buffers: past
-		// twice the limit, the session ends.
-		if max := s.cfg.Limits.MaxStreamsPerSession; max > 0 && se.mux.NumStreams() > 2*max+16 {
+		// closing the refused ones makes yamux hold their buffers: 256
+		// streams past the limit (refused ones a client has not closed
+		// yet), the session ends.
+		if max := s.cfg.Limits.MaxStreamsPerSession; max > 0 && se.mux.NumStreams() > max+256 {
 			s.count.streamsLimited.Add(1)
-			s.logf("session from %s: %d streams open, over twice the limit of %d; closing it", se.ip, se.mux.NumStreams(), max)
+			s.logf("session from %s: %d streams open, the limit is %d; closing it", se.ip, se.mux.NumStreams(), max)
 			st.Close()
-			se.close(tunnel.StatusPolicyViolation, fmt.Sprintf("more than %d streams open; the limit is %d", 2*max+16, max))
+			se.close(tunnel.StatusPolicyViolation, fmt.Sprintf("more than %d streams open; the limit is %d", max+256, max))
 			return
 		}
 		s.mu.Lock()
