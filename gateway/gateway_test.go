@@ -11,11 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/ferrygw/ferry/client"
 	"github.com/ferrygw/ferry/gateway"
-	"github.com/ferrygw/ferry/gateway/config"
 	"github.com/ferrygw/ferry/tunnel"
 	"go.uber.org/goleak"
 )
@@ -85,27 +83,7 @@ type gw struct {
 // startGateway runs a gateway with the config text on 127.0.0.1:0.
 func startGateway(t testing.TB, toml string) *gw {
 	t.Helper()
-	cfg, err := config.Parse("test.toml", []byte(toml))
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	srv, err := gateway.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(ln); close(done) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
-	return &gw{srv: srv, url: "ws://" + ln.Addr().String() + cfg.Server.TunnelPath, ln: ln}
+	return startGatewayOpts(t, toml, nil)
 }
 
 func connect(t testing.TB, url string, opts *client.Options) *client.Session {
