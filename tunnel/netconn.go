@@ -16,9 +16,10 @@ import (
 // one binary message. A text message fails the connection with 1003.
 //
 // Deadlines apply to the TCP connection: a read deadline that expires
-// returns os.ErrDeadlineExceeded and the read may be retried; a write
-// deadline that expires mid-frame closes the connection, since a partial
-// frame cannot be resumed. Close runs the closing handshake with 1000.
+// returns os.ErrDeadlineExceeded and the read may be retried, except while
+// a compressed message or a control frame's payload is being read, which
+// cannot be resumed: then the connection ends. A write deadline that
+// expires mid-frame closes the connection for the same reason. Close runs the closing handshake with 1000.
 // Reads return io.EOF after a normal closure (1000 or 1001, or no status).
 func (c *Conn) NetConn() net.Conn { return &netConn{c: c} }
 
