@@ -305,6 +305,25 @@ type Conn struct {
 
 var _ net.Conn = (*Conn)(nil)
 
+// ErrTunnelLost is returned by a stream's Read in place of end of file
+// when the tunnel died before the stream ended: what arrived may be cut
+// short.
+var ErrTunnelLost = errors.New("client: the tunnel closed before the stream ended; data may be missing")
+
+// Read reads from the stream. When the tunnel dies, yamux ends every
+// stream as if it had ended normally; Read reports ErrTunnelLost instead,
+// so a cut-off reply is not mistaken for a whole one. (A stream that ended
+// normally and whose tunnel closed before its end of file was read also
+// reports it: the gateway's graceful shutdown waits for streams to end, so
+// this needs a reader slower than the shutdown.)
+func (c *Conn) Read(p []byte) (int, error) {
+	n, err := c.Stream.Read(p)
+	if err == io.EOF && c.Stream.Session().IsClosed() {
+		return n, ErrTunnelLost
+	}
+	return n, err
+}
+
 // CloseWrite ends the sending half: the backend reads end of file while
 // this side can still read what it sends back. (yamux's Close sends FIN
 // and keeps reading, which is exactly a half-close.)

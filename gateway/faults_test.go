@@ -289,3 +289,45 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestTunnelLostIsNotEOF: when the tunnel dies under an open stream, the
+// client's Read says so instead of reporting a clean end of file, and the
+// backend's connection is reset rather than half-closed.
+func TestTunnelLostIsNotEOF(t *testing.T) {
+	t.Parallel()
+	backendErr := make(chan error, 1)
+	backend := tcpBackend(t, func(c *net.TCPConn) {
+		c.Write([]byte("partial"))
+		_, err := io.ReadAll(c) // a clean EOF here would be a lie
+		backendErr <- err
+	})
+	cfg, err := config.Parse("test.toml", []byte(baseConfig(fmt.Sprintf("[services.slow]\nbackend = %q\npublic = true\n", backend))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := gateway.New(cfg, nil)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	done := make(chan struct{})
+	go func() { srv.Serve(ln); close(done) }()
+	s := connect(t, "ws://"+ln.Addr().String()+"/tunnel", &client.Options{MinBackoff: time.Hour})
+	c, err := s.Dial(context.Background(), "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 7)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatal(err)
+	}
+	// Shut down with no time to drain: the tunnel closes under the stream.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	srv.Shutdown(ctx)
+	<-done
+	if _, err := c.Read(buf); !errors.Is(err, client.ErrTunnelLost) {
+		t.Fatalf("Read after the tunnel died: %v, want ErrTunnelLost", err)
+	}
+	if err := <-backendErr; err == nil {
+		t.Fatal("the backend saw a clean end of file")
+	}
+}

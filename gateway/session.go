@@ -419,6 +419,20 @@ type streamConn struct{ *yamux.Stream }
 
 func (c streamConn) CloseWrite() error { return c.Stream.Close() }
 
+// errTunnelLost ends a stream whose tunnel died before it ended.
+var errTunnelLost = errors.New("gateway: the tunnel closed before the stream ended")
+
+// Read turns the end of file that yamux gives every stream of a dead
+// session into an error, so that the backend sees its connection reset
+// rather than a clean end of an upload that was cut short.
+func (c streamConn) Read(p []byte) (int, error) {
+	n, err := c.Stream.Read(p)
+	if err == io.EOF && c.Stream.Session().IsClosed() {
+		return n, errTunnelLost
+	}
+	return n, err
+}
+
 // refuse answers an open request with a refusal and closes the stream,
 // reading and dropping for a short while whatever the client sent after
 // its request, so that yamux does not keep it buffered.

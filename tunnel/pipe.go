@@ -72,7 +72,14 @@ func Pipe(a, b net.Conn) error {
 		if hc, ok := dst.(halfCloser); ok && err == nil {
 			_ = hc.CloseWrite()
 		} else {
-			// No half-close, or the copy failed: end both directions.
+			// No half-close, or the copy failed: end both directions. A
+			// failed copy resets a TCP peer, so it cannot take the
+			// bytes it got for a complete message.
+			if err != nil {
+				if tc, ok := dst.(*net.TCPConn); ok {
+					_ = tc.SetLinger(0)
+				}
+			}
 			_ = dst.Close()
 			_ = src.Close()
 		}

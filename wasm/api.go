@@ -56,13 +56,14 @@ type socket struct {
 	conn *client.Conn
 }
 
-// writeSize is the size of the pooled buffers that writes are copied
-// into; larger writes get a buffer of their own.
-const writeSize = 1 << 20
+// waitSize is the buffer a read waits with: an idle socket with a pending
+// read holds only this much; a read that fills it takes a readSize buffer
+// for whatever else is already there.
+const waitSize = 16 << 10
 
 var (
-	readBufs  = sync.Pool{New: func() any { b := make([]byte, readSize); return &b }}
-	writeBufs = sync.Pool{New: func() any { b := make([]byte, writeSize); return &b }}
+	waitBufs = sync.Pool{New: func() any { b := make([]byte, waitSize); return &b }}
+	readBufs = sync.Pool{New: func() any { b := make([]byte, readSize); return &b }}
 )
 
 func newAPI() *api {
@@ -272,13 +273,28 @@ func (a *api) read(args []js.Value) any {
 		return nil
 	}
 	go func() {
-		bp := readBufs.Get().(*[]byte)
-		defer readBufs.Put(bp)
+		wp := waitBufs.Get().(*[]byte)
+		defer waitBufs.Put(wp)
 		for {
-			n, err := s.conn.Read(*bp)
+			n, err := s.conn.Read(*wp)
+			if n == len(*wp) && err == nil {
+				// A burst: hand over what else is buffered too, without
+				// waiting for more (a deadline in the past returns at
+				// once when nothing is buffered).
+				bp := readBufs.Get().(*[]byte)
+				copy(*bp, (*wp)[:n])
+				_ = s.conn.SetReadDeadline(time.Unix(1, 0))
+				m, _ := s.conn.Read((*bp)[n:])
+				_ = s.conn.SetReadDeadline(time.Time{})
+				chunk := uint8Array.New(n + m)
+				js.CopyBytesToJS(chunk, (*bp)[:n+m])
+				readBufs.Put(bp)
+				resolve.Invoke(chunk)
+				return
+			}
 			if n > 0 {
 				chunk := uint8Array.New(n)
-				js.CopyBytesToJS(chunk, (*bp)[:n])
+				js.CopyBytesToJS(chunk, (*wp)[:n])
 				resolve.Invoke(chunk)
 				return
 			}
@@ -304,22 +320,12 @@ func (a *api) write(args []js.Value) any {
 		reject.Invoke(a.jsError(errSocketClosed))
 		return nil
 	}
-	n := data.Get("byteLength").Int()
-	var bp *[]byte
-	var b []byte
-	if n <= writeSize {
-		bp = writeBufs.Get().(*[]byte)
-		b = (*bp)[:n]
-	} else {
-		b = make([]byte, n)
-	}
+	// A copy of exactly the chunk's size: a write stalled on a full window
+	// holds only what the page handed over.
+	b := make([]byte, data.Get("byteLength").Int())
 	js.CopyBytesToGo(b, data)
 	go func() {
 		_, err := s.conn.Write(b)
-		// yamux holds no reference to b once Write has returned.
-		if bp != nil {
-			writeBufs.Put(bp)
-		}
 		if err != nil {
 			reject.Invoke(a.jsError(err))
 			return
