@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ferrygw/ferry/compress"
 )
 
 // memConn is an in-memory net.Conn: reads come from a fixed byte string,
@@ -172,4 +174,41 @@ func TestReadNeverPanicsOnTruncation(t *testing.T) {
 		}
 	}
 	_ = io.EOF
+}
+
+// FuzzReadCompressedFrames is FuzzReadFrames on a Conn that negotiated
+// permessage-deflate, with or without context takeover, so that RSV1
+// frames reach the inflater: no panic, inflated messages within the limit,
+// text is UTF-8.
+func FuzzReadCompressedFrames(f *testing.F) {
+	f.Add(true, false, unhex("c1 07 f2 48 cd c9 c9 07 00"))
+	f.Add(true, true, unhex("c1 07 f2 48 cd c9 c9 07 00 c1 05 f2 00 11 00 00"))
+	f.Add(true, false, unhex("41 03 f2 48 cd 89 00 80 04 c9 c9 07 00"))
+	f.Add(false, false, rawFrame(true, 4, OpBinary, true, []byte{0xff, 0xff, 0xff, 0xff}))
+	f.Add(false, true, rawFrame(true, 4, OpText, true, []byte{0x00, 0x01, 0x00, 0xfe, 0xff, 0xff}))
+	f.Add(true, true, unhex("c1 0d f2 48 05 00 00 00 ff ff ca c9 c9 07 00"))
+	f.Fuzz(func(t *testing.T, client, takeover bool, data []byte) {
+		mc := &memConn{r: bytes.NewReader(data)}
+		c := newConn(mc, bufio.NewReaderSize(mc, 64), client, "", 4096)
+		c.enableCompression(compress.Params{ServerNoContextTakeover: !takeover, ClientNoContextTakeover: !takeover}, compress.Options{})
+		for i := 0; ; i++ {
+			typ, p, err := c.Read(context.Background())
+			if err != nil {
+				var ce *CloseError
+				if !errors.As(err, &ce) {
+					t.Fatalf("Read error %v is not a *CloseError", err)
+				}
+				break
+			}
+			if len(p) > 4096 {
+				t.Fatalf("message of %d bytes passed the 4096-byte limit", len(p))
+			}
+			if typ == MessageText && !utf8.Valid(p) {
+				t.Fatalf("invalid UTF-8 text accepted: %q", p)
+			}
+			if i > 8*len(data)+8 {
+				t.Fatal("more messages than input allows")
+			}
+		}
+	})
 }
