@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/ferrygw/ferry/client"
 	"github.com/ferrygw/ferry/tunnel"
@@ -161,12 +162,22 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "ferry forward:", err)
 		return 2
 	}
+	ctx, giveUp := context.WithCancel(ctx)
+	defer giveUp()
+	var refused atomic.Bool
 	opts.OnStatus = func(st client.Status) {
 		switch st.State {
 		case client.Reconnecting:
 			fmt.Fprintf(stderr, "ferry forward: tunnel lost (%v); reconnecting\n", st.Err)
 		case client.Connected:
 			fmt.Fprintf(stderr, "ferry forward: tunnel up to %s\n", tunnelURL)
+		case client.Closed:
+			if st.Err != nil {
+				// The credential was refused for good: stop.
+				fmt.Fprintf(stderr, "ferry forward: %s; giving up\n", describe(tunnelURL, st.Err))
+				refused.Store(true)
+				giveUp()
+			}
 		}
 	}
 	sess, err := client.Connect(ctx, tunnelURL, opts)
@@ -197,6 +208,9 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}()
 	}
 	err = <-errc
+	if refused.Load() {
+		return 1
+	}
 	if ctx.Err() != nil {
 		return 0
 	}

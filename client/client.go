@@ -63,7 +63,9 @@ func (s State) String() string {
 
 // Status is a change of a Session's connection: its new state and, for
 // Reconnecting, the error that ended the previous tunnel or the last
-// attempt.
+// attempt; for Closed, nil after Close, or the refusal that ended
+// reconnection (an error with a Permanent method that returns true, such
+// as a RefusedError with status 401 or 403).
 type Status struct {
 	State State
 	Err   error
@@ -83,6 +85,7 @@ type Session struct {
 	ready   chan struct{}  // closed when mux is set; replaced when it dies
 	closed  bool
 	lastErr error
+	failed  error // a permanent refusal ended reconnection
 
 	done   chan struct{}
 	wg     sync.WaitGroup
@@ -199,6 +202,17 @@ func (s *Session) supervise(ctx context.Context, mux *yamux.Session) {
 			if ctx.Err() != nil {
 				return
 			}
+			var p interface{ Permanent() bool }
+			if errors.As(err, &p) && p.Permanent() {
+				// The gateway refused the credential (revoked, expired):
+				// retrying cannot help. Dials fail from now on.
+				s.mu.Lock()
+				s.failed = err
+				close(s.ready)
+				s.mu.Unlock()
+				s.status(Status{State: Closed, Err: err})
+				return
+			}
 			s.mu.Lock()
 			s.lastErr = err
 			s.mu.Unlock()
@@ -213,10 +227,13 @@ func (s *Session) supervise(ctx context.Context, mux *yamux.Session) {
 func (s *Session) current(ctx context.Context) (*yamux.Session, error) {
 	for {
 		s.mu.Lock()
-		mux, ready, closed, lastErr := s.mux, s.ready, s.closed, s.lastErr
+		mux, ready, closed, lastErr, failed := s.mux, s.ready, s.closed, s.lastErr, s.failed
 		s.mu.Unlock()
 		if closed {
 			return nil, ErrClosed
+		}
+		if failed != nil {
+			return nil, fmt.Errorf("client: the gateway refused the tunnel: %w", failed)
 		}
 		if mux != nil && !mux.IsClosed() {
 			return mux, nil

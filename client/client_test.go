@@ -4,7 +4,9 @@ package client_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -135,5 +137,64 @@ func TestForward(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Forward after cancel: %v", err)
+	}
+}
+
+// TestRevokedTokenStopsReconnecting: when the gateway comes back without
+// the session's token, the client stops retrying, says why, and dials fail
+// with the refusal instead of waiting.
+func TestRevokedTokenStopsReconnecting(t *testing.T) {
+	t.Parallel()
+	const token = "revoked-token-0123456789abcdefghijklmnopqrs"
+	withToken := fmt.Sprintf("[services.db]\nbackend = \"127.0.0.1:1\"\n[[tokens]]\nsha256 = \"%x\"\nservices = [\"db\"]\n", sha256.Sum256([]byte(token)))
+	url, stop := startGateway(t, withToken)
+	statuses := make(chan client.Status, 16)
+	s, err := client.Connect(context.Background(), url, &client.Options{
+		Token: token, MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		OnStatus: func(st client.Status) {
+			select {
+			case statuses <- st:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	<-statuses // connected
+	stop()
+	// The same address, now without the token.
+	addr := strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/tunnel")
+	cfg, err := config.Parse("revoked.toml", []byte(fmt.Sprintf("[services.db]\nbackend = \"127.0.0.1:1\"\n[[tokens]]\nsha256 = \"%s\"\nservices = [\"db\"]\n", strings.Repeat("ab", 32))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := gateway.New(cfg, nil)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { srv.Serve(ln); close(done) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		srv.Shutdown(ctx)
+		cancel()
+		<-done
+	}()
+	for st := range statuses {
+		if st.State == client.Closed {
+			var re *client.RefusedError
+			if !errors.As(st.Err, &re) || re.Status != 401 {
+				t.Fatalf("closed with %v, want the 401 refusal", st.Err)
+			}
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.Dial(ctx, "db"); err == nil || !strings.Contains(err.Error(), "refused the tunnel") || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial after the refusal: %v", err)
 	}
 }

@@ -69,4 +69,8 @@ type RefusedError struct {
 }
 
 func (e *RefusedError) Error() string { return e.Err.Error() }
-func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Permanent reports whether retrying cannot help: the credential was
+// refused (401) or the request is forbidden (403).
+func (e *RefusedError) Permanent() bool { return e.Status == 401 || e.Status == 403 }
+func (e *RefusedError) Unwrap() error   { return e.Err }

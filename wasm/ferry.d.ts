@@ -31,7 +31,10 @@ export interface Status {
   readonly state: State;
   /**
    * For "reconnecting": why the tunnel ended (its close code and reason,
-   * when the gateway sent them) or why the last attempt failed; else null.
+   * when the gateway sent them) or why the last attempt failed. For
+   * "closed": null after close(), or the refusal that ended reconnection
+   * (4401: the credential was refused, e.g. revoked or expired; 4403);
+   * dials then fail with it. Otherwise null.
    */
   readonly error: FerryError | null;
 }

@@ -52,6 +52,11 @@ func (e *CloseError) Error() string {
 	return fmt.Sprintf("the tunnel was closed with %d", e.Code)
 }
 
+// Permanent reports whether retrying cannot help: the gateway refused the
+// credential (4401) or forbade the tunnel (4403). The client then stops
+// reconnecting.
+func (e *CloseError) Permanent() bool { return e.Code == 4401 || e.Code == 4403 }
+
 // wsConn is a net.Conn over a browser WebSocket: reads are the payloads of
 // the binary messages received, in order, as one byte stream; writes are
 // gathered into whole yamux frames, one binary message each.
