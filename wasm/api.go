@@ -171,6 +171,8 @@ func (g *gateway) status(st client.Status) {
 		if g.wasUp && g.last != nil {
 			if ce := g.last.closeInfo(); ce != nil && !g.last.closedHere() {
 				err = ce
+			} else if f := g.last.failure(); f != nil {
+				err = f
 			}
 		}
 		g.wasUp = false

@@ -267,6 +267,17 @@ func (c *wsConn) closedHere() bool {
 	return c.err == errLocalClose
 }
 
+// failure returns why this side ended the tunnel (a protocol violation it
+// found, a buffer overflow), or nil when it ended normally or not yet.
+func (c *wsConn) failure() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == errLocalClose || c.closeErr != nil {
+		return nil
+	}
+	return c.err
+}
+
 // closeInfo returns the close event's code and reason, once it came.
 func (c *wsConn) closeInfo() *CloseError {
 	c.mu.Lock()
