@@ -311,40 +311,23 @@ func openStream(ctx context.Context, st *yamux.Stream, service string, req []byt
 		st.Close()
 		return nil, &tunnel.OpenError{Service: service, Status: status, Message: msg}
 	}
-	return &Conn{Stream: st, service: service}, nil
+	return &Conn{Stream: tunnel.Stream{Stream: st}, service: service}, nil
 }
 
-// Conn is one stream to a service: a net.Conn with CloseWrite.
+// Conn is one stream to a service: a net.Conn whose CloseWrite ends the
+// sending half (the backend reads end of file while this side can still
+// read what it sends back) and whose Read reports ErrTunnelLost when the
+// tunnel dies under it (tunnel.Stream).
 type Conn struct {
-	*yamux.Stream
+	tunnel.Stream
 	service string
 }
 
 var _ net.Conn = (*Conn)(nil)
 
 // ErrTunnelLost is returned by a stream's Read in place of end of file
-// when the tunnel died before the stream ended: what arrived may be cut
-// short.
-var ErrTunnelLost = errors.New("client: the tunnel closed before the stream ended; data may be missing")
-
-// Read reads from the stream. When the tunnel dies, yamux ends every
-// stream as if it had ended normally; Read reports ErrTunnelLost instead,
-// so a cut-off reply is not mistaken for a whole one. (A stream that ended
-// normally and whose tunnel closed before its end of file was read also
-// reports it: the gateway's graceful shutdown waits for streams to end, so
-// this needs a reader slower than the shutdown.)
-func (c *Conn) Read(p []byte) (int, error) {
-	n, err := c.Stream.Read(p)
-	if err == io.EOF && c.Stream.Session().IsClosed() {
-		return n, ErrTunnelLost
-	}
-	return n, err
-}
-
-// CloseWrite ends the sending half: the backend reads end of file while
-// this side can still read what it sends back. (yamux's Close sends FIN
-// and keeps reading, which is exactly a half-close.)
-func (c *Conn) CloseWrite() error { return c.Stream.Close() }
+// when the tunnel died before the stream ended.
+var ErrTunnelLost = tunnel.ErrTunnelLost
 
 // Close closes the stream both ways. yamux has no reset, so Close sends
 // FIN and then reads and drops what the backend still sends, for up to 5
@@ -352,9 +335,9 @@ func (c *Conn) CloseWrite() error { return c.Stream.Close() }
 // full window; the gateway ends the backend connection when it sees FIN
 // and the backend stops (docs/PROTOCOL.md, "Closing a stream").
 func (c *Conn) Close() error {
-	err := c.Stream.Close()
-	_ = c.Stream.SetReadDeadline(time.Now().Add(5 * time.Second))
-	go func() { _, _ = io.Copy(io.Discard, c.Stream) }()
+	err := c.CloseWrite()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	go func() { _, _ = io.Copy(io.Discard, c.Stream.Stream) }()
 	return err
 }
 

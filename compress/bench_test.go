@@ -52,7 +52,7 @@ func BenchmarkCompress(b *testing.B) {
 				m := msgs[i%len(msgs)]
 				i++
 				in += int64(len(m))
-				if !c.Worth(m) {
+				if !c.Worth(len(m), m) {
 					out += int64(len(m))
 					continue
 				}

@@ -214,11 +214,11 @@ func TestWorth(t *testing.T) {
 		{"random", random, false},
 	}
 	for _, tt := range tests {
-		if got := c.Worth(tt.p); got != tt.want {
+		if got := c.Worth(len(tt.p), tt.p); got != tt.want {
 			t.Errorf("%s: Worth = %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	if !NewCompressor(Options{Threshold: -1}, 0, true).Worth([]byte("ab")) {
+	if !NewCompressor(Options{Threshold: -1}, 0, true).Worth(2, []byte("ab")) {
 		t.Error("negative threshold does not compress short messages")
 	}
 }

@@ -3,8 +3,8 @@
 // and decompressors built on github.com/klauspost/compress/flate.
 //
 // Memory is the design's first concern, since a gateway holds thousands of
-// mostly idle connections. Flate writers (about 500 KB each) and readers
-// (about 36 KB) live in pools and are held only while a message is being
+// mostly idle connections. Flate writers (hundreds of KiB each) and readers
+// (tens of KiB) live in pools and are held only while a message is being
 // compressed or inflated, or, with context takeover on the sending side,
 // while messages keep coming: an idle sender gives its writer back and keeps
 // only the last few KiB it sent, from which the next message's compressor

@@ -193,15 +193,9 @@ func TestSlowReader(t *testing.T) {
 // ones, and then closes the tunnel with 1001.
 func TestShutdownDrains(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.Parse("test.toml", []byte(baseConfig("")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, _ := gateway.New(cfg, nil)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	done := make(chan struct{})
-	go func() { srv.Serve(ln); close(done) }()
-	s := connect(t, "ws://"+ln.Addr().String()+"/tunnel", &client.Options{MinBackoff: time.Hour})
+	g := startGateway(t, baseConfig(""))
+	srv, done := g.srv, g.done
+	s := connect(t, g.url, &client.Options{MinBackoff: time.Hour})
 	c, err := s.Dial(context.Background(), "echo")
 	if err != nil {
 		t.Fatal(err)
@@ -301,15 +295,9 @@ func TestTunnelLostIsNotEOF(t *testing.T) {
 		_, err := io.ReadAll(c) // a clean EOF here would be a lie
 		backendErr <- err
 	})
-	cfg, err := config.Parse("test.toml", []byte(baseConfig(fmt.Sprintf("[services.slow]\nbackend = %q\npublic = true\n", backend))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, _ := gateway.New(cfg, nil)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	done := make(chan struct{})
-	go func() { srv.Serve(ln); close(done) }()
-	s := connect(t, "ws://"+ln.Addr().String()+"/tunnel", &client.Options{MinBackoff: time.Hour})
+	g := startGateway(t, baseConfig(fmt.Sprintf("[services.slow]\nbackend = %q\npublic = true\n", backend)))
+	srv, done := g.srv, g.done
+	s := connect(t, g.url, &client.Options{MinBackoff: time.Hour})
 	c, err := s.Dial(context.Background(), "slow")
 	if err != nil {
 		t.Fatal(err)

@@ -75,9 +75,10 @@ func hashBackend(t testing.TB) string {
 }
 
 type gw struct {
-	srv *gateway.Server
-	url string
-	ln  net.Listener
+	srv  *gateway.Server
+	url  string
+	ln   net.Listener
+	done chan struct{} // closed when Serve has returned
 }
 
 // startGateway runs a gateway with the config text on 127.0.0.1:0.

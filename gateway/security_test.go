@@ -109,7 +109,7 @@ func startGatewayOpts(t testing.TB, toml string, opts *gateway.Options) *gw {
 		srv.Shutdown(ctx)
 		<-done
 	})
-	return &gw{srv: srv, url: "ws://" + ln.Addr().String() + cfg.Server.TunnelPath, ln: ln}
+	return &gw{srv: srv, url: "ws://" + ln.Addr().String() + cfg.Server.TunnelPath, ln: ln, done: done}
 }
 
 func jwtConfig(t testing.TB, backend string) string {

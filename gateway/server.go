@@ -52,6 +52,7 @@ type Server struct {
 	sessions map[*session]struct{}
 	perIP    map[string]int
 	perToken map[string]int
+	admitted int // sessions admitted, those still in their handshake included
 	draining bool
 	streams  sync.WaitGroup // every open stream, for draining
 	sessWG   sync.WaitGroup // every session goroutine

@@ -250,13 +250,14 @@ func (s *Server) admit(ip string, cred *credential) *refusal {
 	switch {
 	case s.draining:
 		return &refusal{http.StatusServiceUnavailable, 0, "the gateway is shutting down"}
-	case l.MaxSessions > 0 && s.countSessions() >= l.MaxSessions:
+	case l.MaxSessions > 0 && s.admitted >= l.MaxSessions:
 		return &refusal{http.StatusServiceUnavailable, 4429, fmt.Sprintf("the gateway holds its maximum of %d sessions", l.MaxSessions)}
 	case l.MaxSessionsPerIP > 0 && s.perIP[ip] >= l.MaxSessionsPerIP:
 		return &refusal{http.StatusTooManyRequests, 4429, fmt.Sprintf("%s already has %d sessions, the maximum per address", ip, l.MaxSessionsPerIP)}
 	case !cred.anonymous() && l.MaxSessionsPerToken > 0 && s.perToken[cred.name] >= l.MaxSessionsPerToken:
 		return &refusal{http.StatusTooManyRequests, 4429, fmt.Sprintf("token %s already has %d sessions, the maximum per token", cred.name, l.MaxSessionsPerToken)}
 	}
+	s.admitted++
 	s.perIP[ip]++
 	if !cred.anonymous() {
 		s.perToken[cred.name]++
@@ -264,19 +265,10 @@ func (s *Server) admit(ip string, cred *credential) *refusal {
 	return nil
 }
 
-// countSessions counts sessions admitted, including those still in their
-// handshake. Called with s.mu held.
-func (s *Server) countSessions() int {
-	n := 0
-	for _, c := range s.perIP {
-		n += c
-	}
-	return n
-}
-
 func (s *Server) leave(ip string, cred *credential) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.admitted--
 	if s.perIP[ip]--; s.perIP[ip] <= 0 {
 		delete(s.perIP, ip)
 	}
@@ -410,27 +402,7 @@ func (se *session) serveStream(st *yamux.Stream) {
 	if _, err := st.Write(tunnel.AppendOpenResponse(nil, tunnel.OpenOK, "")); err != nil {
 		return
 	}
-	_ = tunnel.Pipe(streamConn{st}, backend)
-}
-
-// streamConn gives a yamux stream the CloseWrite of a half-closable
-// connection: yamux's Close sends FIN and reading goes on.
-type streamConn struct{ *yamux.Stream }
-
-func (c streamConn) CloseWrite() error { return c.Stream.Close() }
-
-// errTunnelLost ends a stream whose tunnel died before it ended.
-var errTunnelLost = errors.New("gateway: the tunnel closed before the stream ended")
-
-// Read turns the end of file that yamux gives every stream of a dead
-// session into an error, so that the backend sees its connection reset
-// rather than a clean end of an upload that was cut short.
-func (c streamConn) Read(p []byte) (int, error) {
-	n, err := c.Stream.Read(p)
-	if err == io.EOF && c.Stream.Session().IsClosed() {
-		return n, errTunnelLost
-	}
-	return n, err
+	_ = tunnel.Pipe(tunnel.Stream{Stream: st}, backend)
 }
 
 // refuse answers an open request with a refusal and closes the stream,

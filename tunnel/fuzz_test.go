@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -47,26 +46,33 @@ func FuzzReadFrames(f *testing.F) {
 	f.Fuzz(func(t *testing.T, client bool, data []byte) {
 		mc := &memConn{r: bytes.NewReader(data)}
 		c := newConn(mc, bufio.NewReaderSize(mc, 64), client, "", 4096)
-		for i := 0; ; i++ {
-			typ, p, err := c.Read(context.Background())
-			if err != nil {
-				var ce *CloseError
-				if !errors.As(err, &ce) {
-					t.Fatalf("Read error %v is not a *CloseError", err)
-				}
-				break
-			}
-			if len(p) > 4096 {
-				t.Fatalf("message of %d bytes passed the 4096-byte limit", len(p))
-			}
-			if typ == MessageText && !utf8.Valid(p) {
-				t.Fatalf("invalid UTF-8 text accepted: %q", p)
-			}
-			if i > len(data) {
-				t.Fatal("more messages than input bytes")
-			}
-		}
+		readAllChecked(t, c, len(data)+1)
 	})
+}
+
+// readAllChecked reads messages until the Conn fails and checks each: the
+// 4096-byte limit holds, text is UTF-8, at most maxMsgs arrive, and the
+// end is a *CloseError.
+func readAllChecked(t *testing.T, c *Conn, maxMsgs int) {
+	for i := 0; ; i++ {
+		typ, p, err := c.Read(context.Background())
+		if err != nil {
+			var ce *CloseError
+			if !errors.As(err, &ce) {
+				t.Fatalf("Read error %v is not a *CloseError", err)
+			}
+			return
+		}
+		if len(p) > 4096 {
+			t.Fatalf("message of %d bytes passed the 4096-byte limit", len(p))
+		}
+		if typ == MessageText && !utf8.Valid(p) {
+			t.Fatalf("invalid UTF-8 text accepted: %q", p)
+		}
+		if i >= maxMsgs {
+			t.Fatalf("more than %d messages from this input", maxMsgs)
+		}
+	}
 }
 
 // FuzzHandshakeRequest parses arbitrary bytes as an HTTP request and checks
@@ -173,7 +179,6 @@ func TestReadNeverPanicsOnTruncation(t *testing.T) {
 			}
 		}
 	}
-	_ = io.EOF
 }
 
 // FuzzReadCompressedFrames is FuzzReadFrames on a Conn that negotiated
@@ -191,24 +196,6 @@ func FuzzReadCompressedFrames(f *testing.F) {
 		mc := &memConn{r: bytes.NewReader(data)}
 		c := newConn(mc, bufio.NewReaderSize(mc, 64), client, "", 4096)
 		c.enableCompression(compress.Params{ServerNoContextTakeover: !takeover, ClientNoContextTakeover: !takeover}, compress.Options{})
-		for i := 0; ; i++ {
-			typ, p, err := c.Read(context.Background())
-			if err != nil {
-				var ce *CloseError
-				if !errors.As(err, &ce) {
-					t.Fatalf("Read error %v is not a *CloseError", err)
-				}
-				break
-			}
-			if len(p) > 4096 {
-				t.Fatalf("message of %d bytes passed the 4096-byte limit", len(p))
-			}
-			if typ == MessageText && !utf8.Valid(p) {
-				t.Fatalf("invalid UTF-8 text accepted: %q", p)
-			}
-			if i > 8*len(data)+8 {
-				t.Fatal("more messages than input allows")
-			}
-		}
+		readAllChecked(t, c, 8*len(data)+9)
 	})
 }

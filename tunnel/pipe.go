@@ -63,8 +63,7 @@ type halfCloser interface {
 // that was not a normal end. Each direction reads into 8 KiB, and into a
 // pooled 256 KiB buffer while a read fills the small one (a bulk
 // transfer), so idle streams stay small and busy ones make few, large
-// writes (measured by scripts/bench-tunnel: 14–30% less CPU per MB than
-// 32 KiB buffers).
+// writes (scripts/bench-tunnel shows the CPU per MB).
 func Pipe(a, b net.Conn) error {
 	errc := make(chan error, 2)
 	copyHalf := func(dst, src net.Conn) {

@@ -30,12 +30,30 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if typ != MessageText && typ != MessageBinary {
 		return fmt.Errorf("tunnel: write of %v: not a data message type", typ)
 	}
+	return c.writeMessage(ctx, typ, p, nil)
+}
+
+// writeParts sends p followed by q as one binary message without joining
+// them first (the yamux byte stream's header and body).
+func (c *Conn) writeParts(ctx context.Context, p, q []byte) error {
+	return c.writeMessage(ctx, MessageBinary, p, q)
+}
+
+// writeMessage sends p followed by q (q may be nil) as one message in one
+// frame, compressed when that pays: the threshold applies to the whole
+// message, the entropy estimate to its longer part (a yamux body rather
+// than its 12-byte header).
+func (c *Conn) writeMessage(ctx context.Context, typ MessageType, p, q []byte) error {
 	if err := c.msgMu.acquire(ctx, c.closed); err != nil {
 		return c.lockErr(err)
 	}
 	defer c.msgMu.release()
-	if c.comp != nil && c.comp.Worth(p) {
-		z, err := c.comp.Compress(p, nil)
+	sample := p
+	if len(q) > len(p) {
+		sample = q
+	}
+	if c.comp != nil && c.comp.Worth(len(p)+len(q), sample) {
+		z, err := c.comp.Compress(p, q)
 		if err == nil {
 			err = c.writeFrame(ctx, true, typ, true, z, nil)
 		}
@@ -43,30 +61,7 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 		c.armIdle()
 		return err
 	}
-	return c.writeFrame(ctx, true, typ, false, p, nil)
-}
-
-// writeParts sends p followed by q as one binary message without joining
-// them first (the yamux byte stream's header and body).
-func (c *Conn) writeParts(ctx context.Context, p, q []byte) error {
-	if err := c.msgMu.acquire(ctx, c.closed); err != nil {
-		return c.lockErr(err)
-	}
-	defer c.msgMu.release()
-	sample := q
-	if len(sample) == 0 {
-		sample = p
-	}
-	if c.comp != nil && len(p)+len(q) >= c.comp.Threshold() && c.comp.Worth(sample) {
-		z, err := c.comp.Compress(p, q)
-		if err == nil {
-			err = c.writeFrame(ctx, true, MessageBinary, true, z, nil)
-		}
-		c.comp.Done()
-		c.armIdle()
-		return err
-	}
-	return c.writeFrame(ctx, true, MessageBinary, false, p, q)
+	return c.writeFrame(ctx, true, typ, false, p, q)
 }
 
 // compressIdle is how long a sender with context takeover keeps its flate
@@ -152,7 +147,7 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 		// The first piece decides: a streamed message is compressed when
 		// its first piece would be.
 		w.started = true
-		if c.comp != nil && c.comp.Worth(p) {
+		if c.comp != nil && c.comp.Worth(len(p), p) {
 			w.compress = true
 			c.comp.Begin()
 		}
