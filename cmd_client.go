@@ -168,7 +168,10 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	opts.OnStatus = func(st client.Status) {
 		switch st.State {
 		case client.Reconnecting:
-			fmt.Fprintf(stderr, "ferry forward: tunnel lost (%v); reconnecting\n", st.Err)
+			// The gateway's close code and reason, when it sent one:
+			// "the gateway closed the tunnel: the gateway is shutting
+			// down (1001); reconnecting".
+			fmt.Fprintf(stderr, "ferry forward: %s; reconnecting\n", strings.TrimPrefix(fmt.Sprint(st.Err), "client: "))
 		case client.Connected:
 			fmt.Fprintf(stderr, "ferry forward: tunnel up to %s\n", tunnelURL)
 		case client.Closed:

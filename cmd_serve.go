@@ -59,9 +59,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if *check {
 		fmt.Fprintf(stdout, "%s: ok (%d services, %d tokens)\n", name, len(cfg.Services), len(cfg.Tokens))
+		fmt.Fprintf(stdout, "%s: %s\n", name, cfg.BudgetSummary())
 		return 0
 	}
 	logger := log.New(stderr, "ferry: ", log.LstdFlags)
+	logger.Print(cfg.BudgetSummary())
 	srv, err := gateway.New(cfg, &gateway.Options{Log: logger})
 	if err != nil {
 		fmt.Fprintln(stderr, "ferry serve:", err)

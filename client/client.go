@@ -30,7 +30,11 @@ type Options struct {
 	// Native holds settings of the default native dialer (TLS, proxy,
 	// compression); ignored when Dialer is set.
 	Native NativeOptions
-	// Keepalive is the yamux keepalive interval (default 25 s).
+	// Keepalive is how long the tunnel may be silent before the client
+	// pings the gateway; a gateway that then stays silent as long again,
+	// with nothing moving either way, is dead (default 25 s). The native
+	// dialer's tunnel does it with WebSocket pings (tunnel.MuxConn's
+	// KeepAlive); a browser cannot ping, and relies on the gateway's.
 	Keepalive time.Duration
 	// MinBackoff and MaxBackoff bound the jittered wait between
 	// reconnection attempts (defaults 250 ms and 30 s).
@@ -62,10 +66,11 @@ func (s State) String() string {
 }
 
 // Status is a change of a Session's connection: its new state and, for
-// Reconnecting, the error that ended the previous tunnel or the last
-// attempt; for Closed, nil after Close, or the refusal that ended
-// reconnection (an error with a Permanent method that returns true, such
-// as a RefusedError with status 401 or 403).
+// Reconnecting, the error that ended the previous tunnel (a
+// *TunnelClosedError carrying the close code and reason, when the tunnel
+// knows them) or the last attempt; for Closed, nil after Close, or the
+// refusal that ended reconnection (an error with a Permanent method that
+// returns true, such as a RefusedError with status 401 or 403).
 type Status struct {
 	State State
 	Err   error
@@ -82,6 +87,7 @@ type Session struct {
 
 	mu      sync.Mutex
 	mux     *yamux.Session // nil while reconnecting
+	nc      net.Conn       // the byte stream mux runs on
 	ready   chan struct{}  // closed when mux is set; replaced when it dies
 	closed  bool
 	lastErr error
@@ -120,11 +126,11 @@ func Connect(ctx context.Context, tunnelURL string, opts *Options) (*Session, er
 		}
 		s.opts.Dialer = d
 	}
-	mux, err := s.dialMux(ctx)
+	mux, nc, err := s.dialMux(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.setMux(mux)
+	s.setMux(mux, nc)
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(1)
@@ -132,25 +138,72 @@ func Connect(ctx context.Context, tunnelURL string, opts *Options) (*Session, er
 	return s, nil
 }
 
-func (s *Session) dialMux(ctx context.Context) (*yamux.Session, error) {
+func (s *Session) dialMux(ctx context.Context) (*yamux.Session, net.Conn, error) {
 	nc, err := s.opts.Dialer(ctx, s.url)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	mux, err := yamux.Client(nc, tunnel.MuxConfig(s.opts.Keepalive))
+	mux, err := yamux.Client(nc, tunnel.MuxConfig(tunnel.DefaultWindow))
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("client: yamux: %w", err)
+		return nil, nil, fmt.Errorf("client: yamux: %w", err)
 	}
-	return mux, nil
+	if ka, ok := nc.(interface{ KeepAlive(time.Duration) error }); ok {
+		go func() { _ = ka.KeepAlive(s.opts.Keepalive) }()
+	}
+	return mux, nc, nil
 }
 
-func (s *Session) setMux(mux *yamux.Session) {
+func (s *Session) setMux(mux *yamux.Session, nc net.Conn) {
 	s.mu.Lock()
-	s.mux = mux
+	s.mux, s.nc = mux, nc
 	close(s.ready)
 	s.mu.Unlock()
 	s.status(Status{State: Connected})
+}
+
+// TunnelClosedError is how a tunnel that was up ended: the WebSocket close
+// code and reason, sent by the gateway (Remote) or decided here (a
+// keepalive timeout, a protocol violation by the gateway, a lost
+// connection: 1006).
+type TunnelClosedError struct {
+	Code   uint16
+	Reason string
+	Remote bool
+}
+
+func (e *TunnelClosedError) Error() string {
+	who := "the gateway closed the tunnel"
+	if !e.Remote {
+		who = "tunnel lost"
+	}
+	if e.Reason == "" {
+		return fmt.Sprintf("client: %s (%d)", who, e.Code)
+	}
+	return fmt.Sprintf("client: %s: %s (%d)", who, e.Reason, e.Code)
+}
+
+// tunnelEnded says why the tunnel over nc ended, as far as nc knows.
+func tunnelEnded(nc net.Conn) error {
+	if r, ok := nc.(interface{ Err() error }); ok {
+		var ce *tunnel.CloseError
+		if errors.As(r.Err(), &ce) {
+			return &TunnelClosedError{Code: uint16(ce.Code), Reason: ce.Reason, Remote: !ce.Local}
+		}
+	}
+	return errors.New("client: tunnel closed")
+}
+
+// endTunnel closes the tunnel over nc with code and reason, when nc can
+// say one (the native WebSocket), else just closes it.
+func endTunnel(nc net.Conn, code uint16, reason string) {
+	if c, ok := nc.(interface {
+		CloseTunnel(code uint16, reason string)
+	}); ok {
+		c.CloseTunnel(code, reason)
+		return
+	}
+	_ = nc.Close()
 }
 
 func (s *Session) status(st Status) {
@@ -164,9 +217,16 @@ func (s *Session) status(st Status) {
 func (s *Session) supervise(ctx context.Context, mux *yamux.Session) {
 	defer s.wg.Done()
 	for {
+		s.mu.Lock()
+		nc := s.nc
+		s.mu.Unlock()
 		select {
 		case <-mux.CloseChan():
+			// yamux ended on its own when the tunnel did not: the
+			// gateway broke the multiplexing protocol.
+			endTunnel(nc, uint16(tunnel.StatusProtocolError), "yamux session ended")
 		case <-ctx.Done():
+			endTunnel(nc, uint16(tunnel.StatusNormalClosure), "")
 			mux.Close()
 			return
 		}
@@ -175,9 +235,9 @@ func (s *Session) supervise(ctx context.Context, mux *yamux.Session) {
 			s.mu.Unlock()
 			return
 		}
-		s.mux = nil
+		s.mux, s.nc = nil, nil
 		s.ready = make(chan struct{})
-		s.lastErr = errors.New("client: tunnel closed")
+		s.lastErr = tunnelEnded(nc)
 		s.mu.Unlock()
 		s.status(Status{State: Reconnecting, Err: s.lastErr})
 		backoff := s.opts.MinBackoff
@@ -192,11 +252,11 @@ func (s *Session) supervise(ctx context.Context, mux *yamux.Session) {
 				return
 			}
 			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			m, err := s.dialMux(dctx)
+			m, c, err := s.dialMux(dctx)
 			cancel()
 			if err == nil {
 				mux = m
-				s.setMux(m)
+				s.setMux(m, c)
 				break
 			}
 			if ctx.Err() != nil {
@@ -299,6 +359,12 @@ func openStream(ctx context.Context, st *yamux.Stream, service string, req []byt
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("client: open %s: the gateway closed the stream without an answer", service)
 		}
+		if errors.Is(err, yamux.ErrConnectionReset) {
+			// The gateway resets opens past the refusals it answers at
+			// once (docs/PROTOCOL.md §3): a per-session limit.
+			return nil, &tunnel.OpenError{Service: service, Status: tunnel.OpenLimit,
+				Message: "the gateway reset the stream: too many opens of this session are being refused at once"}
+		}
 		return nil, fmt.Errorf("client: open %s: %w", service, err)
 	}
 	if !stop() {
@@ -311,7 +377,7 @@ func openStream(ctx context.Context, st *yamux.Stream, service string, req []byt
 		st.Close()
 		return nil, &tunnel.OpenError{Service: service, Status: status, Message: msg}
 	}
-	return &Conn{Stream: tunnel.Stream{Stream: st}, service: service}, nil
+	return newConn(st, service), nil
 }
 
 // Conn is one stream to a service: a net.Conn whose CloseWrite ends the
@@ -321,23 +387,72 @@ func openStream(ctx context.Context, st *yamux.Stream, service string, req []byt
 type Conn struct {
 	tunnel.Stream
 	service string
+
+	mu      sync.Mutex
+	closed  bool
+	readers int        // Reads in progress; guarded by mu
+	idle    *sync.Cond // signalled when readers drops to 0
 }
 
 var _ net.Conn = (*Conn)(nil)
+
+func newConn(st *yamux.Stream, service string) *Conn {
+	c := &Conn{Stream: tunnel.Stream{Stream: st}, service: service}
+	c.idle = sync.NewCond(&c.mu)
+	return c
+}
 
 // ErrTunnelLost is returned by a stream's Read in place of end of file
 // when the tunnel died before the stream ended.
 var ErrTunnelLost = tunnel.ErrTunnelLost
 
-// Close closes the stream both ways. yamux has no reset, so Close sends
-// FIN and then reads and drops what the backend still sends, for up to 5
-// seconds in the background, so that the gateway is not left blocked on a
-// full window; the gateway ends the backend connection when it sees FIN
-// and the backend stops (docs/PROTOCOL.md, "Closing a stream").
+// Read reads from the stream; after Close, and in a Read that Close
+// interrupted, it returns net.ErrClosed.
+func (c *Conn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	c.readers++
+	c.mu.Unlock()
+	n, err := c.Stream.Read(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.readers--; c.readers == 0 {
+		c.idle.Broadcast()
+	}
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	return n, err
+}
+
+// Close closes the stream both ways and makes Reads in progress return.
+// yamux has no reset, so Close sends FIN and then reads and drops what
+// the backend still sends, for up to 5 seconds in the background, so that
+// the gateway is not left blocked on a full window; the gateway ends the
+// backend connection when it sees FIN and the backend stops
+// (docs/PROTOCOL.md, "Closing a stream").
 func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
 	err := c.CloseWrite()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	go func() { _, _ = io.Copy(io.Discard, c.Stream.Stream) }()
+	_ = c.SetReadDeadline(time.Unix(1, 0)) // wakes Reads in progress
+	go func() {
+		c.mu.Lock()
+		for c.readers > 0 {
+			c.idle.Wait()
+		}
+		c.mu.Unlock()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.Copy(io.Discard, c.Stream.Stream)
+	}()
 	return err
 }
 
@@ -352,9 +467,12 @@ func (s *Session) Close() error {
 		return nil
 	}
 	s.closed = true
-	mux := s.mux
+	mux, nc := s.mux, s.nc
 	s.mu.Unlock()
 	close(s.done)
+	if nc != nil {
+		endTunnel(nc, uint16(tunnel.StatusNormalClosure), "")
+	}
 	if s.cancel != nil {
 		s.cancel()
 	}

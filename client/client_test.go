@@ -198,3 +198,45 @@ func TestRevokedTokenStopsReconnecting(t *testing.T) {
 		t.Fatalf("Dial after the refusal: %v", err)
 	}
 }
+
+// TestCloseUnblocksRead: closing a stream makes a Read blocked on it in
+// another goroutine return net.ErrClosed at once, and later Reads too.
+func TestCloseUnblocksRead(t *testing.T) {
+	t.Parallel()
+	url, _ := startGateway(t, "")
+	s, err := client.Connect(context.Background(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := s.Dial(context.Background(), "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readErr := make(chan error, 1)
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		_, err := c.Read(make([]byte, 16)) // nothing will come
+		readErr <- err
+	}()
+	<-started
+	closed := time.Now()
+	c.Close()
+	select {
+	case err := <-readErr:
+		// The Read may also not have begun before Close: either way it
+		// must report the close.
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("blocked Read after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Close left a Read blocked")
+	}
+	if d := time.Since(closed); d > time.Second {
+		t.Errorf("the blocked Read took %s to return", d)
+	}
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Read after Close: %v", err)
+	}
+}

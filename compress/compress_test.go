@@ -3,11 +3,15 @@ package compress
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/flate"
 )
 
 func inflateAll(t testing.TB, d *Decompressor, payload []byte, limit int64) ([]byte, error) {
@@ -247,4 +251,135 @@ func TestPooledWriterForgetsDictionary(t *testing.T) {
 	if err != nil || !bytes.Equal(got, text[10000:12000]) {
 		t.Fatalf("fresh decompressor read %d bytes, %v", len(got), err)
 	}
+}
+
+// TestInflateAnyLimit inflates "Hello" under limits up to math.MaxInt64,
+// where limit+1 overflows, and below its size.
+func TestInflateAnyLimit(t *testing.T) {
+	t.Parallel()
+	hello := []byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}
+	tests := []struct {
+		limit   int64
+		tooBig  bool
+		bufSize int
+	}{
+		{math.MaxInt64, false, 1000},
+		{math.MaxInt64 - 1, false, 1000},
+		{math.MaxInt64, false, 1},
+		{5, false, 1000},
+		{5, false, 5},
+		{4, true, 1000},
+		{0, true, 1000},
+		{-1, true, 1000},
+		{math.MinInt64, true, 1000},
+	}
+	for _, tt := range tests {
+		d := NewDecompressor(false)
+		if err := d.Begin(append(append([]byte(nil), hello...), deflateTail...), tt.limit); err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		buf := make([]byte, tt.bufSize)
+		var err error
+		for i := 0; i < 100; i++ {
+			var n int
+			n, err = d.Read(buf)
+			out = append(out, buf[:n]...)
+			if err != nil {
+				break
+			}
+			if n == 0 {
+				t.Fatalf("limit %d: Read returned (0, nil)", tt.limit)
+			}
+		}
+		d.End()
+		if tt.tooBig {
+			if !errors.Is(err, ErrTooBig) || int64(len(out)) > max(tt.limit, 0) {
+				t.Errorf("limit %d: %q, %v; want ErrTooBig", tt.limit, out, err)
+			}
+			continue
+		}
+		if err != io.EOF || string(out) != "Hello" {
+			t.Errorf("limit %d, %d-byte reads: %q, %v", tt.limit, tt.bufSize, out, err)
+		}
+	}
+}
+
+// TestInflateAfterFinalBlock checks what may follow a block with BFINAL
+// set. RFC 7692 section 7.2.1 has the sender append an empty stored block
+// and strip its last four octets, so after the final block the input (with
+// the 00 00 ff ff the receiver appends) is 00 00 ff ff when the block's
+// header bits fit in the final block's last octet, or 00 00 00 ff ff when
+// they take an octet of their own (section 7.2.3.4). Anything else is
+// corrupt.
+func TestInflateAfterFinalBlock(t *testing.T) {
+	t.Parallel()
+	final := unhexBytes("f3 48 cd c9 c9 07 00")                        // "Hello", BFINAL, fixed Huffman
+	stored := append(unhexBytes("01 05 00 fa ff"), []byte("Hello")...) // "Hello", BFINAL, stored
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	tests := []struct {
+		name    string
+		payload []byte
+		ok      bool
+	}{
+		{"header octet (RFC 7692 7.2.3.4)", cat(final, []byte{0}), true},
+		{"header bits in the final octet", final, true},
+		{"stored final block and header octet", cat(stored, []byte{0}), true},
+		{"stored final block", stored, true},
+		{"a second header octet", cat(final, []byte{0, 0}), false},
+		{"header octet not zero", cat(final, []byte{1}), false},
+		{"junk after the final block", cat(final, []byte("junk")), false},
+		{"another final block", cat(final, final, []byte{0}), false},
+		{"whole empty stored block, tail not stripped", cat(final, unhexBytes("00 00 00 ff ff")), false},
+		{"sync-flushed block after the final block", cat(final, []byte{0}, unhexBytes("f2 48 cd c9 c9 07 00")), false},
+	}
+	for _, tt := range tests {
+		got, err := inflateAll(t, NewDecompressor(false), tt.payload, 100)
+		if tt.ok {
+			if err != nil || string(got) != "Hello" {
+				t.Errorf("%s: %q, %v", tt.name, got, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %q, %v; want ErrCorrupt", tt.name, got, err)
+		}
+	}
+	// What real deflaters produce when they end a message with a final
+	// block (Close), with and without the header octet.
+	msg := protocolText(5000)
+	for _, level := range []int{flate.HuffmanOnly, flate.NoCompression, flate.BestSpeed, flate.DefaultCompression, flate.BestCompression} {
+		var buf bytes.Buffer
+		w, _ := flate.NewWriter(&buf, level)
+		w.Write(msg)
+		w.Close()
+		for _, p := range [][]byte{buf.Bytes(), cat(buf.Bytes(), []byte{0})} {
+			got, err := inflateAll(t, NewDecompressor(false), p, 1<<20)
+			if err != nil || !bytes.Equal(got, msg) {
+				t.Errorf("level %d, %d bytes: %d bytes, %v", level, len(p), len(got), err)
+			}
+		}
+	}
+}
+
+// TestTakeoverAfterFinalBlock: a message that ends with a final block
+// ends its deflate stream, but with context takeover the window goes on,
+// so the next message (a new stream) may refer to it.
+func TestTakeoverAfterFinalBlock(t *testing.T) {
+	t.Parallel()
+	d := NewDecompressor(true)
+	for i, p := range [][]byte{unhexBytes("f3 48 cd c9 c9 07 00 00"), unhexBytes("f2 00 11 00 00")} {
+		got, err := inflateAll(t, d, p, 100)
+		if err != nil || string(got) != "Hello" {
+			t.Fatalf("message %d: %q, %v", i, got, err)
+		}
+	}
+}
+
+func unhexBytes(s string) []byte {
+	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

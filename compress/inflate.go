@@ -29,9 +29,10 @@ const windowSize = 32 << 10
 type Decompressor struct {
 	takeover bool
 	window   []byte
+	data     []byte // the current message's input, as given to Begin
 	src      bytes.Reader
 	fr       io.ReadCloser
-	left     int64 // bytes the current message may still inflate to
+	left     int64 // bytes the current message may still inflate to, >= 0
 	eof      bool
 }
 
@@ -43,10 +44,12 @@ func NewDecompressor(takeover bool) *Decompressor {
 
 // Begin starts inflating one message whose compressed payload, with the
 // 00 00 ff ff tail already appended, is data (which must stay unchanged
-// until End). At most limit bytes may come out.
+// until End). At most limit bytes may come out, for any limit up to
+// math.MaxInt64; a negative limit is 0.
 func (d *Decompressor) Begin(data []byte, limit int64) error {
+	d.data = data
 	d.src.Reset(data)
-	d.left = limit
+	d.left = max(limit, 0)
 	d.eof = false
 	var dict []byte
 	if d.takeover {
@@ -75,7 +78,9 @@ func (d *Decompressor) Read(p []byte) (int, error) {
 	}
 	// Ask for one byte more than the limit allows, to tell "exactly at the
 	// limit" from "over it" without producing more than limit+1 bytes.
-	if int64(len(p)) > d.left+1 {
+	// Compared as len(p)-1 > left (len(p) >= 1 here), since left+1
+	// overflows when the limit is math.MaxInt64.
+	if int64(len(p))-1 > d.left {
 		p = p[:d.left+1]
 	}
 	for {
@@ -90,11 +95,17 @@ func (d *Decompressor) Read(p []byte) (int, error) {
 		switch {
 		case err == nil:
 		case err == io.EOF || err == io.ErrUnexpectedEOF:
-			// The message ends at a sync flush (the tail we appended) or
-			// at a final block. Input left over means the data was not
+			// The message ends at a sync flush (the tail we appended: the
+			// flate reader runs out of input looking for the next block)
+			// or at a final block (io.EOF), after which only the empty
+			// stored block of RFC 7692 section 7.2.1 may follow; see
+			// afterFinal. Other input left over means the data was not
 			// one deflate stream.
 			if err == io.ErrUnexpectedEOF && d.src.Len() > 0 {
 				return n, fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+			if err == io.EOF && !afterFinal(d.data[len(d.data)-d.src.Len():]) {
+				return n, fmt.Errorf("%w: data after the final block", ErrCorrupt)
 			}
 			d.eof = true
 			if n > 0 {
@@ -125,4 +136,28 @@ func (d *Decompressor) End() {
 		d.fr = nil
 	}
 	d.src.Reset(nil)
+	d.data = nil
+}
+
+// finalTail is what is left of a message's input after a block with
+// BFINAL set, when the header of the empty stored block that RFC 7692
+// section 7.2.1 has the sender append took an octet of its own (the 0x00
+// of section 7.2.3.4), followed by the 00 00 ff ff that the receiver
+// appends. When those 3 header bits fit in the final block's last octet,
+// only the receiver's 00 00 ff ff is left. klauspost/compress/flate and
+// zlib (Z_FINISH) leave one or the other, and the flate reader consumes
+// no input past the octet that ends the final block.
+var finalTail = []byte{0x00, 0x00, 0x00, 0xff, 0xff}
+
+// afterFinal reports whether rest, the input left after a final block, is
+// all that may follow one: the empty stored block's remains (finalTail or
+// its last 4 bytes). A deflate stream ends at its final block, so anything
+// else (data, another block) is corrupt.
+//
+// With context takeover the window still carries over: the next message
+// is inflated as a new deflate stream whose dictionary is the window, so
+// a peer that ends its messages with final blocks (RFC 7692 section
+// 7.2.3.4) and starts a new stream preset with its history interoperates.
+func afterFinal(rest []byte) bool {
+	return bytes.Equal(rest, finalTail) || bytes.Equal(rest, finalTail[1:])
 }

@@ -35,6 +35,11 @@ func (s *Server) AdminHandler() http.Handler {
 		gauge("ferry_sessions_open", "Tunnels open now.", int64(s.Sessions()))
 		counter("ferry_sessions_total", "Tunnels accepted.", st.Sessions)
 		counter("ferry_streams_total", "Streams connected to a backend.", st.StreamsOpened)
+		gauge("ferry_buffer_reserved_bytes", "Buffer space reserved by open sessions and streams, of [limits] buffer_budget.", st.BufferReserved)
+		gauge("ferry_buffer_budget_bytes", "The [limits] buffer_budget.", int64(s.cfg.Limits.BufferBudget))
+		counter("ferry_streams_reaped_total", "Streams reset because the client left them open after the gateway closed them.", st.StreamsReaped)
+		counter("ferry_keepalive_timeouts_total", "Sessions closed because the peer stopped answering pings.", st.KeepaliveDeaths)
+		counter("ferry_tokens_expired_total", "Sessions closed when their signed token expired.", st.TokensExpired)
 		fmt.Fprintf(w, "# HELP ferry_refusals_total Handshakes and streams refused, by reason.\n# TYPE ferry_refusals_total counter\n")
 		for _, r := range []struct {
 			reason string
@@ -43,6 +48,7 @@ func (s *Server) AdminHandler() http.Handler {
 			{"origin", st.RefusedOrigin}, {"auth", st.RefusedAuth}, {"rate", st.RefusedRate},
 			{"session_limit", st.RefusedSessions}, {"pending", st.RefusedPending}, {"bad_handshake", st.RefusedBadHello},
 			{"stream_forbidden", st.StreamsForbidden}, {"stream_limit", st.StreamsLimited}, {"backend_denied", st.BackendDenied},
+			{"busy", st.Busy},
 		} {
 			fmt.Fprintf(w, "ferry_refusals_total{reason=%q} %d\n", r.reason, r.n)
 		}

@@ -99,16 +99,19 @@ func serveAsset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Set("Content-Type", a.contentType)
+	size := a.size
 	if gz {
+		size = int64(len(a.data))
 		h.Set("Content-Encoding", "gzip")
-		h.Set("Content-Length", strconv.Itoa(len(a.data)))
-	} else {
-		h.Set("Content-Length", strconv.FormatInt(a.size, 10))
 	}
-	w.WriteHeader(http.StatusOK)
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
 		return
 	}
+	// A client that stops reading is cut off; see boundWrite.
+	boundWrite(w, size)
+	w.WriteHeader(http.StatusOK)
 	if gz || !a.gzipped {
 		_, _ = io.WriteString(w, a.data)
 		return

@@ -29,6 +29,7 @@ func assetHandler(t *testing.T) http.Handler {
 
 func get(h http.Handler, method, target string, header map[string]string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, target, nil)
+	r.Host = "127.0.0.1:8080" // not httptest's example.com, which a plaintext gateway refuses
 	for k, v := range header {
 		r.Header.Set(k, v)
 	}
@@ -161,7 +162,7 @@ func TestDemoPage(t *testing.T) {
 		`const tunnelPath = "/tunnel";`,
 		`const echoServices = new Set(["echo"]);`,
 		`<option value="echo" selected>echo</option>`,
-		`ferry connect ws://example.com/tunnel echo`,
+		`ferry connect ws://127.0.0.1:8080/tunnel echo`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %s", want)

@@ -8,4 +8,14 @@
 // /ferry/, the live demo page at /, and, on [admin] listen, /metrics and
 // /readyz. It shuts down gracefully: it stops accepting, lets open streams
 // finish up to the drain timeout, then closes every tunnel with 1001.
+//
+// Lifecycle: no stream outlives its session, whose end aborts every
+// backend connection of it; a stream the gateway has closed and the client
+// has not is drained, then reset (the reaper, which replaces yamux's own
+// close timer so that a half-close may last as long as the stream); a
+// silent peer is pinged, and a dead one closed with 1011; a session whose
+// signed token expires is closed with 4401. Memory: every session and
+// stream reserves its worst case against [limits] buffer_budget before it
+// is granted (budget.go, config.Config.SessionWorst), and what does not fit
+// is refused as busy.
 package gateway

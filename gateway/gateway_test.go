@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferrygw/ferry/client"
 	"github.com/ferrygw/ferry/gateway"
@@ -284,6 +285,9 @@ func TestBackendFaults(t *testing.T) {
 				return
 			}
 			c.Write([]byte("partial"))
+			// Die once the client has spoken: a reset before the
+			// gateway's connect has completed would fail the dial.
+			c.Read(make([]byte, 1))
 			c.(*net.TCPConn).SetLinger(0)
 			c.Close() // reset
 		}
@@ -312,12 +316,19 @@ public = true
 	if err != nil {
 		t.Fatalf("dying: %v", err)
 	}
+	c.Write([]byte("x"))
 	got, err := io.ReadAll(c)
 	c.Close()
 	if err != nil || !strings.HasPrefix("partial", string(got)) {
 		t.Fatalf("dying backend: read %q, %v (want end of stream)", got, err)
 	}
-	// Stream limit: two open, the third refused.
+	// Stream limit: two open, the third refused. The gateway counts the
+	// dying stream until the client's FIN has reached it.
+	for deadline := time.Now().Add(5 * time.Second); g.srv.MuxStreams() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the dying stream is still held")
+		}
+	}
 	a, err := s.Dial(ctx, "echo")
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	_ "embed"
 	"html/template"
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 )
 
 //go:embed page.html
@@ -51,12 +53,25 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	scheme := "ws"
-	if r.TLS != nil {
-		scheme = "wss"
+	// The URL the browser knows the gateway by: behind a trusted proxy,
+	// the proxy's.
+	host, scheme := s.requestHost(r)
+	ws := "ws"
+	if scheme == "https" {
+		ws = "wss"
 	}
-	data.TunnelURL = scheme + "://" + r.Host + s.cfg.Server.TunnelPath
+	data.TunnelURL = ws + "://" + host + s.cfg.Server.TunnelPath
+	var page bytes.Buffer
+	if err := pageTmpl.Execute(&page, data); err != nil {
+		http.Error(w, "the page failed: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
-	_ = pageTmpl.Execute(w, data)
+	w.Header().Set("Content-Length", strconv.Itoa(page.Len()))
+	if r.Method == http.MethodHead {
+		return
+	}
+	boundWrite(w, int64(page.Len()))
+	_, _ = w.Write(page.Bytes())
 }

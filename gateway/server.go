@@ -34,12 +34,16 @@ type Options struct {
 // Server is a gateway. Create it with New, serve with Serve or Handler, and
 // stop it with Shutdown.
 type Server struct {
-	cfg      *config.Config
-	log      *log.Logger
-	tokens   *tokenTable
-	jwt      *jwtVerifier
-	limiter  *rateLimiter
-	resolver interface {
+	cfg     *config.Config
+	log     *log.Logger
+	tokens  *tokenTable
+	jwt     *jwtVerifier
+	limiter *rateLimiter
+	budget  budget // buffer space reserved by sessions and streams
+	// reapTimeout is how long a stream this side closed may take to be
+	// closed by the client before it is reset (defaultReapTimeout).
+	reapTimeout time.Duration
+	resolver    interface {
 		LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 	}
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -104,6 +108,8 @@ func New(cfg *config.Config, opts *Options) (*Server, error) {
 		s.dial = d.DialContext
 	}
 	s.limiter = newRateLimiter(cfg.Limits.HandshakesPerSecondPerIP, s.now)
+	s.budget.limit = int64(cfg.Limits.BufferBudget)
+	s.reapTimeout = defaultReapTimeout
 	v, err := newJWTVerifier(cfg.Auth, s.now)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -126,7 +132,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("/{$}", s.servePage)
 	mux.HandleFunc(assetPrefix, serveAsset)
-	return mux
+	return s.checkHost(mux)
 }
 
 // Serve accepts connections on ln until Shutdown.
@@ -135,6 +141,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: s.cfg.Server.HandshakeTimeout.Duration,
+		IdleTimeout:       httpIdleTimeout, // no WriteTimeout: see httpIdleTimeout
 		ErrorLog:          s.log,
 	}
 	srv := s.http

@@ -5,27 +5,91 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ferrygw/ferry/compress"
+	"github.com/ferrygw/ferry/gateway/config"
 	"github.com/ferrygw/ferry/tunnel"
 	"github.com/hashicorp/yamux"
 )
 
 // session is one tunnel: a WebSocket carrying a yamux session.
 type session struct {
-	srv     *Server
-	ws      *tunnel.Conn
-	mux     *yamux.Session
-	cred    *credential
-	ip      string
-	streams atomic.Int64
+	srv  *Server
+	ws   *tunnel.Conn
+	view *tunnel.MuxConn // the byte stream yamux runs on
+	mux  *yamux.Session
+	cred *credential
+	ip   string
+	// ctx ends when the session does; every backend connection of the
+	// session is aborted then.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// refused holds a slot for each refused stream the client has not
+	// closed yet (config.RefusedStreams); large grants bulk copy buffers
+	// (config.LargeCopies).
+	refused chan struct{}
+	busy    chan struct{} // streams refused as busy (config.BusyStreams)
+	large   copySlots
+	muxLog  muxLog
 	once    sync.Once
+
+	idleMu  sync.Mutex
+	streams int64       // streams accepted and not yet ended; guarded by idleMu
 	idle    *time.Timer // closes a session without streams; nil when idle_timeout is 0
+}
+
+func newSession(s *Server, ws *tunnel.Conn, cred *credential, ip string) *session {
+	se := &session{srv: s, ws: ws, view: ws.StreamConn(), cred: cred, ip: ip,
+		refused: make(chan struct{}, config.RefusedStreams), busy: make(chan struct{}, config.BusyStreams),
+		large: newCopySlots(&s.budget)}
+	se.ctx, se.cancel = context.WithCancel(context.Background())
+	return se
+}
+
+// muxConfig is the session's yamux configuration: Ferry's settings with
+// the configured window, and a logger that keeps yamux's first error as
+// the reason to close with.
+func (se *session) muxConfig() *yamux.Config {
+	cfg := tunnel.MuxConfig(uint32(se.srv.cfg.Limits.StreamWindow))
+	cfg.LogOutput = nil
+	cfg.Logger = &se.muxLog
+	return cfg
+}
+
+// muxLog records the first error yamux logs, which says why a session
+// that yamux ended (a protocol violation by the peer) ended.
+type muxLog struct {
+	mu    sync.Mutex
+	first string
+}
+
+func (l *muxLog) Print(v ...any) { l.record(fmt.Sprint(v...)) }
+func (l *muxLog) Printf(format string, v ...any) {
+	l.record(fmt.Sprintf(format, v...))
+}
+func (l *muxLog) Println(v ...any) { l.record(fmt.Sprint(v...)) }
+
+func (l *muxLog) record(msg string) {
+	msg, ok := strings.CutPrefix(msg, "[ERR] yamux: ")
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	if l.first == "" {
+		l.first = msg
+	}
+	l.mu.Unlock()
+}
+
+func (l *muxLog) err() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.first
 }
 
 // serveTunnel checks a tunnel handshake, upgrades it and runs the session.
@@ -101,8 +165,8 @@ func (s *Server) serveTunnel(w http.ResponseWriter, r *http.Request) {
 	release()
 	s.count.sessions.Add(1)
 
-	se := &session{srv: s, ws: ws, cred: cred, ip: ip}
-	mux, err := yamux.Server(ws.StreamConn(), tunnel.MuxConfig(s.cfg.Server.Keepalive.Duration))
+	se := newSession(s, ws, cred, ip)
+	mux, err := yamux.Server(se.view, se.muxConfig())
 	if err != nil {
 		ws.Close(tunnel.StatusInternalError, "yamux: "+err.Error())
 		return
@@ -111,8 +175,8 @@ func (s *Server) serveTunnel(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
-		mux.Close()
 		ws.Close(tunnel.StatusGoingAway, "the gateway is shutting down")
+		mux.Close()
 		return
 	}
 	s.sessions[se] = struct{}{}
@@ -167,26 +231,8 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, browser bool, rf
 	go func() {
 		defer s.sessWG.Done()
 		defer func() { <-s.closers }()
-		closeWithin(ws, tunnel.StatusCode(rf.code), rf.reason, time.Second)
+		ws.CloseWithin(tunnel.StatusCode(rf.code), rf.reason, time.Second)
 	}()
-}
-
-// closeWithin runs the closing handshake for at most d, then drops the
-// connection.
-func closeWithin(ws *tunnel.Conn, code tunnel.StatusCode, reason string, d time.Duration) {
-	done := make(chan struct{})
-	go func() {
-		ws.Close(code, reason)
-		close(done)
-	}()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-		ws.CloseNow()
-		<-done
-	}
 }
 
 // isWebSocket reports whether r asks for a WebSocket upgrade; Accept
@@ -257,6 +303,10 @@ func (s *Server) admit(ip string, cred *credential) *refusal {
 	case !cred.anonymous() && l.MaxSessionsPerToken > 0 && s.perToken[cred.name] >= l.MaxSessionsPerToken:
 		return &refusal{http.StatusTooManyRequests, 4429, fmt.Sprintf("token %s already has %d sessions, the maximum per token", cred.name, l.MaxSessionsPerToken)}
 	}
+	if !s.budget.reserve(s.cfg.SessionFixed()) {
+		s.count.busy.Add(1)
+		return &refusal{http.StatusServiceUnavailable, 4429, fmt.Sprintf("the gateway's buffer budget (%s) is spent; try again later", l.BufferBudget)}
+	}
 	s.admitted++
 	s.perIP[ip]++
 	if !cred.anonymous() {
@@ -268,6 +318,7 @@ func (s *Server) admit(ip string, cred *credential) *refusal {
 func (s *Server) leave(ip string, cred *credential) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.budget.release(s.cfg.SessionFixed())
 	s.admitted--
 	if s.perIP[ip]--; s.perIP[ip] <= 0 {
 		delete(s.perIP, ip)
@@ -279,151 +330,250 @@ func (s *Server) leave(ip string, cred *credential) {
 	}
 }
 
-// run accepts the session's streams until the tunnel ends.
+// run accepts the session's streams until the tunnel ends, then ends
+// every stream of it: backends are aborted, so no stream outlives its
+// tunnel, and the session's counts and reservations are given back.
 func (se *session) run() {
 	s := se.srv
 	defer s.sessWG.Done()
 	if d := s.cfg.Server.IdleTimeout.Duration; d > 0 {
 		se.idle = time.AfterFunc(d, func() {
-			if se.streams.Load() == 0 {
+			se.idleMu.Lock()
+			idle := se.streams == 0
+			se.idleMu.Unlock()
+			if idle {
 				se.close(tunnel.StatusNormalClosure, "idle for "+d.String())
 			}
 		})
 		defer se.idle.Stop()
 	}
+	if exp := se.cred.expires; !exp.IsZero() {
+		t := time.AfterFunc(exp.Sub(s.now()), func() {
+			s.count.expired.Add(1)
+			se.close(4401, "token expired")
+		})
+		defer t.Stop()
+	}
+	go func() {
+		if se.view.KeepAlive(s.cfg.Server.Keepalive.Duration) != nil {
+			s.count.keepalive.Add(1)
+			s.logf("session from %s: %s", se.ip, tunnel.KeepAliveReason)
+		}
+	}()
+	var wg sync.WaitGroup
 	defer func() {
+		se.cancel() // aborts every backend still connected
+		se.mux.Close()
+		wg.Wait()
 		s.mu.Lock()
 		delete(s.sessions, se)
 		s.mu.Unlock()
 		s.leave(se.ip, se.cred)
-		se.close(tunnel.StatusNormalClosure, "")
+		se.closeAfterMux()
 	}()
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	cost := s.cfg.Limits.StreamCost()
 	for {
 		st, err := se.mux.AcceptStream()
 		if err != nil {
 			return
 		}
-		// A client that keeps opening streams past the limit without
-		// closing the refused ones makes yamux hold their buffers: 256
-		// streams past the limit (refused ones a client has not closed
-		// yet), the session ends.
-		if max := s.cfg.Limits.MaxStreamsPerSession; max > 0 && se.mux.NumStreams() > max+256 {
-			s.count.streamsLimited.Add(1)
-			s.logf("session from %s: %d streams open, the limit is %d; closing it", se.ip, se.mux.NumStreams(), max)
-			st.Close()
-			se.close(tunnel.StatusPolicyViolation, fmt.Sprintf("more than %d streams open; the limit is %d", max+256, max))
-			return
+		se.idleMu.Lock()
+		se.streams++
+		if se.idle != nil {
+			se.idle.Stop()
 		}
+		se.idleMu.Unlock()
 		s.mu.Lock()
 		draining := s.draining
-		if !draining {
-			s.streams.Add(1)
-		}
+		s.streams.Add(1)
 		s.mu.Unlock()
-		if draining {
-			refuse(st, tunnel.OpenUnavailable, "the gateway is shutting down")
-			continue
+		// The stream holds buffer space from now on (yamux has granted
+		// its window), refused or not: its cost is reserved until it is
+		// gone, or it takes one of the session's busy slots, whose cost
+		// the session reserved.
+		reserved := s.budget.reserve(cost)
+		if !reserved {
+			s.count.busy.Add(1)
+			select {
+			case se.busy <- struct{}{}:
+			default:
+				// More busy refusals pending than the session reserved
+				// room for: reset it, which costs nothing.
+				_ = se.view.ResetStream(st.StreamID())
+				s.streams.Done()
+				se.endStream()
+				continue
+			}
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer s.streams.Done()
-			se.serveStream(st)
+			defer se.endStream()
+			switch {
+			case !reserved:
+				se.refuse(st, tunnel.OpenBusy, fmt.Sprintf("the gateway's buffer budget (%s) is spent; try again later", s.cfg.Limits.BufferBudget))
+				<-se.busy
+			case draining:
+				se.refuse(st, tunnel.OpenUnavailable, "the gateway is shutting down")
+				s.budget.release(cost)
+			default:
+				se.serveStream(st, cost)
+			}
 		}()
 	}
 }
 
-// serveStream reads a stream's open request, checks it, dials the backend
-// and pipes bytes until both directions end.
-func (se *session) serveStream(st *yamux.Stream) {
-	s := se.srv
-	defer st.Close()
-	n := se.streams.Add(1)
-	if se.idle != nil {
-		se.idle.Stop()
+// endStream counts a stream out, arming the idle timer after the last.
+func (se *session) endStream() {
+	se.idleMu.Lock()
+	defer se.idleMu.Unlock()
+	if se.streams--; se.streams == 0 && se.idle != nil {
+		se.idle.Reset(se.srv.cfg.Server.IdleTimeout.Duration)
 	}
-	defer func() {
-		if se.streams.Add(-1) == 0 && se.idle != nil {
-			se.idle.Reset(s.cfg.Server.IdleTimeout.Duration)
+}
+
+// serveStream reads a stream's open request, checks it, dials the backend
+// and pipes bytes until both directions end. It gives back the stream's
+// reservation (cost) once the stream is gone.
+func (se *session) serveStream(st *yamux.Stream, cost int64) {
+	s := se.srv
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			s.budget.release(cost)
 		}
-	}()
+	}
+	defer release()
+	refuse := func(status tunnel.OpenStatus, msg string) { se.refuse(st, status, msg) }
 	_ = st.SetReadDeadline(time.Now().Add(s.cfg.Server.HandshakeTimeout.Duration))
 	name, err := tunnel.ReadOpenRequest(st)
 	if err != nil {
 		if errors.Is(err, tunnel.ErrBadOpen) {
-			refuse(st, tunnel.OpenBadRequest, err.Error())
+			refuse(tunnel.OpenBadRequest, err.Error())
+		} else {
+			refuse(tunnel.OpenBadRequest, "no open request within "+s.cfg.Server.HandshakeTimeout.Duration.String())
 		}
 		return
 	}
 	_ = st.SetReadDeadline(time.Time{})
-	if max := s.cfg.Limits.MaxStreamsPerSession; max > 0 && n > int64(max) {
+	se.idleMu.Lock()
+	n := se.streams
+	se.idleMu.Unlock()
+	if max := s.cfg.Limits.MaxStreamsPerSession; n > int64(max) {
 		s.count.streamsLimited.Add(1)
-		refuse(st, tunnel.OpenLimit, fmt.Sprintf("this session already has %d streams open, the maximum", max))
+		refuse(tunnel.OpenLimit, fmt.Sprintf("this session already has %d streams open, the maximum", max))
 		return
 	}
 	svc := s.cfg.Services[name]
 	if svc == nil {
-		refuse(st, tunnel.OpenUnknownService, fmt.Sprintf("no service named %q", name))
+		refuse(tunnel.OpenUnknownService, fmt.Sprintf("no service named %q", name))
 		return
 	}
 	if se.cred.expired(s.now()) {
 		s.count.streamsForbidden.Add(1)
-		refuse(st, tunnel.OpenForbidden, "the session's token has expired")
+		refuse(tunnel.OpenForbidden, "the session's token has expired")
 		return
 	}
 	if !se.cred.allows(svc) {
 		s.count.streamsForbidden.Add(1)
 		if se.cred.anonymous() {
-			refuse(st, tunnel.OpenForbidden, fmt.Sprintf("service %s needs a token", name))
+			refuse(tunnel.OpenForbidden, fmt.Sprintf("service %s needs a token", name))
 		} else {
-			refuse(st, tunnel.OpenForbidden, fmt.Sprintf("token %s may not open %s", se.cred.name, name))
+			refuse(tunnel.OpenForbidden, fmt.Sprintf("token %s may not open %s", se.cred.name, name))
 		}
 		return
 	}
-	// The dial gives up when the tunnel dies.
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		select {
-		case <-se.mux.CloseChan():
-			cancel()
-		case <-ctx.Done():
+	backend, status, msg := s.dialBackend(se.ctx, svc) // gives up when the tunnel dies
+	if status != tunnel.OpenOK {
+		refuse(status, msg)
+		return
+	}
+	// When the session ends, the backend is aborted: a reset, since what
+	// it sent or was sent may be cut short, and so that a direction
+	// blocked reading a quiet backend ends with its tunnel.
+	stop := context.AfterFunc(se.ctx, func() { abort(backend) })
+	defer func() {
+		if stop() {
+			backend.Close()
 		}
 	}()
-	backend, status, msg := s.dialBackend(ctx, svc)
-	cancel()
-	if status != tunnel.OpenOK {
-		refuse(st, status, msg)
-		return
-	}
-	defer backend.Close()
 	s.count.streams.Add(1)
 	if _, err := st.Write(tunnel.AppendOpenResponse(nil, tunnel.OpenOK, "")); err != nil {
 		return
 	}
-	_ = tunnel.Pipe(tunnel.Stream{Stream: st}, backend)
+	_ = tunnel.PipeLimited(tunnel.Stream{Stream: st}, backend, se.large)
+	// Both directions have ended on our side. A client that has not sent
+	// its FIN yet (the copy to the backend failed) gets the reaper.
+	se.reap(st)
+}
+
+// abort closes a backend connection with a reset where it can.
+func abort(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
 }
 
 // refuse answers an open request with a refusal and closes the stream,
-// reading and dropping for a short while whatever the client sent after
-// its request, so that yamux does not keep it buffered.
-func refuse(st *yamux.Stream, status tunnel.OpenStatus, msg string) {
+// then reaps it. A refused stream holds one of the session's refusal
+// slots until the reaper is done, since each can hold a window of data;
+// while a client holds config.RefusedStreams of them, its further streams
+// to refuse are reset at once, without an answer (docs/PROTOCOL.md §3).
+func (se *session) refuse(st *yamux.Stream, status tunnel.OpenStatus, msg string) {
+	select {
+	case se.refused <- struct{}{}:
+	default:
+		se.srv.count.streamsLimited.Add(1)
+		se.srv.count.reaped.Add(1)
+		_ = se.view.ResetStream(st.StreamID())
+		return
+	}
+	defer func() { <-se.refused }()
 	_ = st.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, _ = st.Write(tunnel.AppendOpenResponse(nil, status, msg))
 	_ = st.Close()
-	_ = st.SetReadDeadline(time.Now().Add(2 * time.Second))
-	_, _ = io.Copy(io.Discard, st)
+	se.reap(st)
+}
+
+// reap finishes a stream this side has closed: it reads and drops what
+// the client still sends until the client's FIN, for at most the reap
+// timeout, then resets the stream on both sides (tunnel.MuxConn's
+// ResetStream), which frees what yamux holds for it. yamux's own timer
+// for this (StreamCloseTimeout) is off, since it would also end streams
+// that are half-closed on purpose (tunnel.MuxConfig).
+func (se *session) reap(st *yamux.Stream) {
+	_ = st.SetReadDeadline(time.Now().Add(se.srv.reapTimeout))
+	_, err := io.Copy(io.Discard, st)
+	if err == nil || se.mux.IsClosed() {
+		return // the client's FIN came
+	}
+	se.srv.count.reaped.Add(1)
+	_ = se.view.ResetStream(st.StreamID())
 }
 
 // goAway closes the tunnel with 1001.
 func (se *session) goAway() { se.close(tunnel.StatusGoingAway, "the gateway is shutting down") }
 
+// close closes the tunnel with code and reason, then yamux.
 func (se *session) close(code tunnel.StatusCode, reason string) {
 	se.once.Do(func() {
 		// The WebSocket close goes first, so the client reads this code
-		// and reason rather than yamux's plain 1000.
-		closeWithin(se.ws, code, reason, 5*time.Second)
+		// and reason rather than one yamux's exit would cause.
+		se.ws.CloseWithin(code, reason, 5*time.Second)
 		se.mux.Close()
 	})
+}
+
+// closeAfterMux closes the tunnel after yamux has ended. When nothing
+// else closed it, yamux ended on its own: the peer broke the multiplexing
+// protocol (1002, with yamux's complaint).
+func (se *session) closeAfterMux() {
+	if reason := se.muxLog.err(); reason != "" {
+		se.close(tunnel.StatusProtocolError, "yamux: "+reason)
+		return
+	}
+	se.close(tunnel.StatusInternalError, "the multiplexer ended")
 }

@@ -52,11 +52,11 @@ type cdpMessage struct {
 }
 
 // startCDPBrowser runs headless Chromium with a fresh profile, HOME and
-// TMPDIR in a temporary folder, and the DevTools protocol on a pipe. When
-// the test ends it stops the browser as startChromium does: SIGTERM, then
-// SIGKILL for every process of its group or that names its folder, and
-// waits until none runs.
-func startCDPBrowser(t *testing.T) *cdpBrowser {
+// TMPDIR in a temporary folder, and the DevTools protocol on a pipe, with
+// the flags extra besides its own. When the test ends it stops the browser
+// as startChromium does: SIGTERM, then SIGKILL for every process of its
+// group or that names its folder, and waits until none runs.
+func startCDPBrowser(t *testing.T, extra ...string) *cdpBrowser {
 	t.Helper()
 	chromiumPeer.require(t)
 	dir := t.TempDir()
@@ -74,7 +74,7 @@ func startCDPBrowser(t *testing.T) *cdpBrowser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(chromiumPath,
+	args := []string{
 		"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update",
 		"--disable-sync", "--disable-quic", "--disable-extensions",
@@ -83,8 +83,10 @@ func startCDPBrowser(t *testing.T) *cdpBrowser {
 		"--disable-background-timer-throttling", "--disable-renderer-backgrounding",
 		"--disable-backgrounding-occluded-windows", "--disable-features=BackForwardCache",
 		"--remote-debugging-pipe",
-		"--user-data-dir="+filepath.Join(dir, "profile"),
-		"about:blank")
+		"--user-data-dir=" + filepath.Join(dir, "profile"),
+	}
+	args = append(append(args, extra...), "about:blank")
+	cmd := exec.Command(chromiumPath, args...)
 	cmd.Env = append(os.Environ(),
 		"HOME="+filepath.Join(dir, "home"),
 		"TMPDIR="+filepath.Join(dir, "tmp"),

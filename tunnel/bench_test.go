@@ -103,6 +103,29 @@ func BenchmarkUTF8(b *testing.B) {
 	}
 }
 
+// BenchmarkUTF8Invalid validates multi-byte text whose last byte is
+// invalid, the case that costs most: all of it is checked before the
+// failure shows. Its time per byte must not grow with the size.
+func BenchmarkUTF8Invalid(b *testing.B) {
+	unit := []byte("κόσμε ферри 渡し船 🚢 ")
+	for _, size := range []int{64 << 10, 1 << 20} {
+		p := bytes.Repeat(unit, size/len(unit)+1)
+		p = p[:runeBoundary(p[:size-1])]
+		p = append(p, 0xff)
+		b.Run(strconv.Itoa(size>>10)+"KiB", func(b *testing.B) {
+			b.SetBytes(int64(len(p)))
+			b.ReportAllocs()
+			var v utf8Validator
+			for b.Loop() {
+				v.reset()
+				if v.write(p) {
+					b.Fatal("invalid text accepted")
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkCompressedEcho is BenchmarkEcho with permessage-deflate on
 // protocol text (context takeover both ways), and on random bytes, which
 // the compressor must skip.

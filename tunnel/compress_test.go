@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"runtime"
@@ -41,6 +42,10 @@ func TestCompressedVectors(t *testing.T) {
 		{"bfinal block", "c1 08 f3 48 cd c9 c9 07 00 00", 1, false},
 		{"two blocks", "c1 0d f2 48 05 00 00 00 ff ff ca c9 c9 07 00", 1, false},
 		{"ping inside compressed fragments", "41 03 f2 48 cd 89 01 70 80 04 c9 c9 07 00", 1, false},
+		{"bfinal block without the header octet", "c1 07 f3 48 cd c9 c9 07 00", 1, false},
+		// A final block ends the deflate stream, not the window: with
+		// context takeover the next message may refer to it.
+		{"shared window after a bfinal block", "c1 08 f3 48 cd c9 c9 07 00 00 c1 05 f2 00 11 00 00", 2, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,6 +83,9 @@ func TestCompressedViolations(t *testing.T) {
 		{"corrupt deflate data", rawFrame(true, 4, OpBinary, true, []byte{0xff, 0xff, 0xff, 0xff}), StatusInvalidPayload},
 		{"bomb", rawFrame(true, 4, OpBinary, true, bomb), StatusMessageTooBig},
 		{"inflated text not UTF-8", rawFrame(true, 4, OpText, true, []byte{0x00, 0x01, 0x00, 0xfe, 0xff, 0xff}), StatusInvalidPayload},
+		// RFC 7692 7.2.3.4's final block and header octet, then more.
+		{"data after the final block", rawFrame(true, 4, OpText, true, unhex("f3 48 cd c9 c9 07 00 00 00")), StatusInvalidPayload},
+		{"block after the final block", rawFrame(true, 4, OpBinary, true, unhex("f3 48 cd c9 c9 07 00 00 f2 48 cd c9 c9 07 00")), StatusInvalidPayload},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,5 +274,23 @@ func TestStalledHugeFrameCostsLittle(t *testing.T) {
 		}
 		peer.Close()
 		<-done
+	}
+}
+
+// TestCompressedReadLimitMax reads a compressed message with the read
+// limit at math.MaxInt64, where limit+1 overflows.
+func TestCompressedReadLimitMax(t *testing.T) {
+	t.Parallel()
+	for _, limit := range []int64{math.MaxInt64, math.MaxInt64 - 1, 7} {
+		c, peer := deflatePeer(t, true, compress.Params{}, 0)
+		c.SetReadLimit(limit)
+		go peer.Write(unhex("c1 07 f2 48 cd c9 c9 07 00 c1 05 f2 00 11 00 00"))
+		for i := 0; i < 2; i++ {
+			typ, p, err := c.Read(context.Background())
+			if err != nil || typ != MessageText || string(p) != "Hello" {
+				t.Fatalf("limit %d, message %d: %v %q %v", limit, i, typ, p, err)
+			}
+		}
+		c.CloseNow()
 	}
 }

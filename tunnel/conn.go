@@ -52,6 +52,7 @@ type Conn struct {
 	rmsgLen   int64  // payload bytes of the message read so far
 	rutf8     utf8Validator
 	rctrl     [maxControlPayload]byte
+	rctx      context.Context // the context of the read in progress, under readMu
 	msgReader messageReader
 	rcomp     bool    // the message being read is compressed
 	zbuf      *[]byte // its compressed payload, pooled

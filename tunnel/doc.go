@@ -12,4 +12,12 @@
 // Concurrency: one goroutine may read at a time; any number may write, and
 // writes are serialised on one writer path. Control frames (pong, close) may
 // be sent between the fragments of a message being written.
+//
+// For yamux, StreamConn gives the byte stream of binary messages (MuxConn),
+// one message per yamux frame, with what yamux v0.1.2 lacks: ResetStream
+// resets one stream on both ends, and KeepAlive finds dead peers with
+// WebSocket pings that count any progress as life. MuxConfig sets every
+// yamux timer in one place; Stream adds a half-close and reports a lost
+// tunnel as ErrTunnelLost rather than end of file; Pipe joins a stream and
+// a backend.
 package tunnel

@@ -2,34 +2,63 @@ package tunnel
 
 import (
 	"io"
+	"math"
 	"time"
 
 	"github.com/hashicorp/yamux"
 )
 
-// MuxConfig returns the yamux settings Ferry uses on both sides:
+// MinWindow is the smallest receive window per stream that yamux allows,
+// and the window every stream starts with (yamux spec: 256 KiB).
+const MinWindow = 256 << 10
+
+// DefaultWindow is the receive window per stream that Ferry grants when
+// nothing else is configured: yamux's initial window. A larger window
+// raises one stream's throughput over long round trips and raises what a
+// peer that never reads can make this side buffer, by the same factor.
+const DefaultWindow = MinWindow
+
+// noTimeout stands for "never" in yamux's timers.
+const noTimeout = time.Duration(math.MaxInt64)
+
+// MuxConfig returns the yamux settings Ferry uses on both sides, with a
+// receive window of window bytes per stream (at least MinWindow). Every
+// yamux timer is set here, deliberately, and docs/PROTOCOL.md §5 says
+// what each means for a peer:
 //
-//   - MaxStreamWindowSize 1 MiB: yamux's 256 KiB default caps one stream
-//     at a window per round trip; with 1 MiB one stream moves about 0.8×
-//     what a bare two-relay chain does on loopback (scripts/bench-tunnel),
-//     while bounding what a slow reader can make the other side buffer.
-//   - keepalive every keepalive (the gateway's [server] keepalive), so
-//     idle tunnels survive proxies that cut idle connections and a dead
-//     peer is found;
-//   - ConnectionWriteTimeout 10 s: a peer that stops reading for that long
-//     is dead.
-//   - AcceptBacklog 256 (yamux's default), streams opened and not yet
+//   - StreamCloseTimeout 0 (off). yamux's Close is Ferry's half-close,
+//     and a half-close may last as long as the stream does (a batch job
+//     answering after minutes, ssh with stdin at end of file). yamux's
+//     timer would end such a stream, turning the bytes still to come into
+//     a clean end of file or a reset. Streams that one side has given up
+//     on and the other never closes are reaped by their owner instead
+//     (the gateway's reaper: drain for a while, then ResetStream).
+//   - StreamOpenTimeout 0 (off). yamux would close the whole session when
+//     one SYN is not acknowledged in time; on a slow link the ACK waits
+//     behind queued data. A dead peer is found by the keepalive below,
+//     and a caller bounds its own dial with a context.
+//   - EnableKeepAlive false. yamux's ping waits in the send queue behind
+//     data frames and then for a pong within ConnectionWriteTimeout, so a
+//     slow but live link with busy streams would be declared dead.
+//     Liveness is checked with WebSocket pings instead (Conn.KeepAlive),
+//     which go out between frames and count any progress as life. yamux
+//     still answers a peer's yamux pings.
+//   - ConnectionWriteTimeout never. yamux applies it to every stream
+//     write and window update waiting in its send queue; when it fires
+//     the write fails while its frame may still go out, and the stream
+//     then ends as if closed normally. Backpressure must wait instead.
+//   - AcceptBacklog 256 (yamux's default): streams opened and not yet
 //     accepted; the gateway accepts at once and refuses streams over its
-//     own limit with a readable status, whereas a full backlog makes yamux
-//     reset the stream without a word.
-func MuxConfig(keepalive time.Duration) *yamux.Config {
+//     own limits with a readable status, whereas a full backlog makes
+//     yamux reset the stream without a word.
+func MuxConfig(window uint32) *yamux.Config {
 	cfg := yamux.DefaultConfig()
-	cfg.MaxStreamWindowSize = 1 << 20
-	cfg.EnableKeepAlive = keepalive > 0
-	if keepalive > 0 {
-		cfg.KeepAliveInterval = keepalive
-	}
-	cfg.ConnectionWriteTimeout = 10 * time.Second
+	cfg.MaxStreamWindowSize = max(window, MinWindow)
+	cfg.StreamCloseTimeout = 0
+	cfg.StreamOpenTimeout = 0
+	cfg.EnableKeepAlive = false
+	cfg.KeepAliveInterval = noTimeout // unused; VerifyConfig wants it set
+	cfg.ConnectionWriteTimeout = noTimeout
 	cfg.AcceptBacklog = 256
 	cfg.LogOutput = io.Discard
 	return cfg

@@ -14,17 +14,32 @@ const (
 
 var largeCopyPool = sync.Pool{New: func() any { b := make([]byte, largeCopy); return &b }}
 
+// CopyGrant bounds the bulk buffers that Pipe's copies hold at once.
+// TryAcquire reports, without blocking, whether one more may be taken;
+// Release gives one back.
+type CopyGrant interface {
+	TryAcquire() bool
+	Release()
+}
+
 // copyAdaptive copies src to dst until EOF, switching between a small
-// buffer and a pooled large one as the traffic asks; it holds the large
-// one only while reads keep coming back full, never while blocked idle
-// after a burst.
-func copyAdaptive(dst io.Writer, src io.Reader) (int64, error) {
+// buffer and a pooled large one as the traffic asks (and as grant, when
+// not nil, allows); it holds the large one only while reads keep coming
+// back full, never while blocked idle after a burst.
+func copyAdaptive(dst io.Writer, src io.Reader, grant CopyGrant) (int64, error) {
 	small := make([]byte, smallCopy)
 	buf := small
 	var large *[]byte
+	giveBack := func() {
+		largeCopyPool.Put(large)
+		large = nil
+		if grant != nil {
+			grant.Release()
+		}
+	}
 	defer func() {
 		if large != nil {
-			largeCopyPool.Put(large)
+			giveBack()
 		}
 	}()
 	var total int64
@@ -43,12 +58,12 @@ func copyAdaptive(dst io.Writer, src io.Reader) (int64, error) {
 			return total, err
 		}
 		switch {
-		case large == nil && n == len(buf):
+		case large == nil && n == len(buf) && (grant == nil || grant.TryAcquire()):
 			large = largeCopyPool.Get().(*[]byte)
 			buf = *large
 		case large != nil && n < smallCopy:
-			largeCopyPool.Put(large)
-			large, buf = nil, small
+			giveBack()
+			buf = small
 		}
 	}
 }
@@ -64,10 +79,14 @@ type halfCloser interface {
 // pooled 256 KiB buffer while a read fills the small one (a bulk
 // transfer), so idle streams stay small and busy ones make few, large
 // writes (scripts/bench-tunnel shows the CPU per MB).
-func Pipe(a, b net.Conn) error {
+func Pipe(a, b net.Conn) error { return PipeLimited(a, b, nil) }
+
+// PipeLimited is Pipe with the bulk buffers of both directions taken
+// from grant, which may be shared by many pipes.
+func PipeLimited(a, b net.Conn, grant CopyGrant) error {
 	errc := make(chan error, 2)
 	copyHalf := func(dst, src net.Conn) {
-		_, err := copyAdaptive(dst, src)
+		_, err := copyAdaptive(dst, src, grant)
 		if hc, ok := dst.(halfCloser); ok && err == nil {
 			_ = hc.CloseWrite()
 		} else {

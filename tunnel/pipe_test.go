@@ -35,7 +35,7 @@ func TestCopyAdaptive(t *testing.T) {
 	rand.Read(data)
 	sizes := []int{10, smallCopy, smallCopy, largeCopy, 100, smallCopy, largeCopy, largeCopy, 1, 7}
 	var out bytes.Buffer
-	n, err := copyAdaptive(&out, &burstyReader{data: data, sizes: sizes})
+	n, err := copyAdaptive(&out, &burstyReader{data: data, sizes: sizes}, nil)
 	if err != nil || n != int64(len(data)) || !bytes.Equal(out.Bytes(), data) {
 		t.Fatalf("copied %d of %d bytes, %v, equal %v", n, len(data), err, bytes.Equal(out.Bytes(), data))
 	}

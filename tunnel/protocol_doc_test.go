@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -55,10 +56,10 @@ func TestProtocolDocExamples(t *testing.T) {
 	}
 
 	h, rest := parseYamux(t, ex["yamux-syn"])
-	if h != (yamuxHeader{0, 1, 0x0001, 1, 786432}) || len(rest) != 0 {
+	if h != (yamuxHeader{0, 1, 0x0001, 1, 0}) || len(rest) != 0 {
 		t.Errorf("yamux-syn = %+v", h)
 	}
-	if want := uint32(MuxConfig(0).MaxStreamWindowSize - 256<<10); h.value != want {
+	if want := uint32(MuxConfig(DefaultWindow).MaxStreamWindowSize - 256<<10); h.value != want {
 		t.Errorf("yamux-syn delta %d, but the window settings give %d", h.value, want)
 	}
 
@@ -75,13 +76,21 @@ func TestProtocolDocExamples(t *testing.T) {
 
 	var wh header
 	br := bufio.NewReader(bytes.NewReader(ex["open-ok"]))
-	if err := readHeader(br, &wh); err != nil || !wh.fin || wh.opcode != OpBinary || wh.masked || wh.length != 16 {
-		t.Fatalf("open-ok frame header = %+v, %v", wh, err)
+	if err := readHeader(br, &wh); err != nil || !wh.fin || wh.opcode != OpBinary || wh.masked || wh.length != 12 {
+		t.Fatalf("open-ok first frame header = %+v, %v", wh, err)
 	}
 	payload := make([]byte, wh.length)
-	br.Read(payload)
+	io.ReadFull(br, payload)
+	if h, _ = parseYamux(t, payload); h != (yamuxHeader{0, 1, 0x0002, 1, 0}) {
+		t.Errorf("open-ok window update = %+v", h)
+	}
+	if err := readHeader(br, &wh); err != nil || !wh.fin || wh.opcode != OpBinary || wh.masked || wh.length != 16 {
+		t.Fatalf("open-ok second frame header = %+v, %v", wh, err)
+	}
+	payload = make([]byte, wh.length)
+	io.ReadFull(br, payload)
 	h, rest = parseYamux(t, payload)
-	if h != (yamuxHeader{0, 0, 0x0002, 1, 4}) {
+	if h != (yamuxHeader{0, 0, 0, 1, 4}) {
 		t.Errorf("open-ok yamux header = %+v", h)
 	}
 	if st, msg, err := ReadOpenResponse(bytes.NewReader(rest)); err != nil || st != OpenOK || msg != "" {

@@ -29,6 +29,7 @@ func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte,
 		return 0, dst, c.lockErr(err)
 	}
 	defer c.readMu.release()
+	c.rctx = ctx
 	stop := c.watchRead(ctx)
 	typ, dst, err := c.readMessage(dst)
 	return typ, dst, c.ctxErr(ctx, stop, err)
@@ -112,6 +113,7 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 		return 0, nil, c.lockErr(err)
 	}
 	defer c.readMu.release()
+	c.rctx = ctx
 	stop := c.watchRead(ctx)
 	err := c.beginMessage()
 	if err = c.ctxErr(ctx, stop, err); err != nil {
@@ -138,6 +140,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 		return 0, c.lockErr(err)
 	}
 	defer c.readMu.release()
+	c.rctx = r.ctx
 	stop := c.watchRead(r.ctx)
 	n, err := c.readPayload(p)
 	if err == io.EOF {
@@ -413,8 +416,8 @@ func (c *Conn) handleControl() error {
 	}
 	switch h.opcode {
 	case OpPing:
-		if err := c.writeControl(context.Background(), OpPong, p); err != nil && !errors.Is(err, errCloseSent) {
-			return c.readErr(err)
+		if err := c.writePong(p); err != nil {
+			return err
 		}
 	case OpPong:
 		c.gotPong(p)
@@ -428,6 +431,33 @@ func (c *Conn) handleControl() error {
 		return c.peerClosed(code, reason)
 	}
 	return nil
+}
+
+// writePong answers a ping. The pong waits for the frame lock, which a
+// data frame stuck on a peer that does not read may hold, for at most
+// closeTimeout and never past the context of the read that found the ping:
+// when the reader gives up first, its context's error is returned (and,
+// as for any read that its context ended, the connection is closed). A pong that cannot go out within closeTimeout means our writes
+// are stuck, and the connection is closed (1006, we cannot send a close
+// frame past the stuck write).
+func (c *Conn) writePong(p []byte) error {
+	rctx := c.rctx
+	if rctx == nil {
+		rctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(rctx, closeTimeout)
+	defer cancel()
+	err := c.writeControl(ctx, OpPong, p)
+	switch {
+	case err == nil || errors.Is(err, errCloseSent):
+		return nil
+	case rctx.Err() != nil:
+		return rctx.Err()
+	case errors.Is(err, context.DeadlineExceeded):
+		c.closeTCP(&CloseError{Code: StatusAbnormalClosure, Reason: fmt.Sprintf("a pong could not be sent within %v", closeTimeout), Local: true})
+		return c.getErr()
+	}
+	return c.readErr(err)
 }
 
 // peerClosed answers the peer's close frame by echoing its code, then ends

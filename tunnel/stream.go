@@ -38,6 +38,7 @@ const (
 	OpenUnreachable    OpenStatus = 6 // any other failure to reach the backend
 	OpenBadRequest     OpenStatus = 7 // the open request was malformed
 	OpenUnavailable    OpenStatus = 8 // the gateway is shutting down
+	OpenBusy           OpenStatus = 9 // the gateway's buffer budget is spent: back off, never open another session for it
 )
 
 func (s OpenStatus) String() string {
@@ -60,6 +61,8 @@ func (s OpenStatus) String() string {
 		return "bad request"
 	case OpenUnavailable:
 		return "unavailable"
+	case OpenBusy:
+		return "busy"
 	}
 	return fmt.Sprintf("status %d", byte(s))
 }

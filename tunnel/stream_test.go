@@ -81,7 +81,7 @@ func FuzzOpenCodec(f *testing.F) {
 func TestStreamConnOneMessagePerFrame(t *testing.T) {
 	t.Parallel()
 	client, server := dialPair(t)
-	cs, ss := client.StreamConn().(*streamConn), server.StreamConn().(*streamConn)
+	cs, ss := client.StreamConn(), server.StreamConn()
 	// Count frames as the server side receives them: wrap its reader.
 	counter := &frameCounter{}
 	cm, err := yamux.Client(cs, MuxConfig(0))

@@ -23,12 +23,30 @@ const (
 )
 
 // utf8Validator validates UTF-8 text given in pieces.
-type utf8Validator struct{ s utf8State }
+type utf8Validator struct {
+	s utf8State
+	// validBytes counts the bytes handed to utf8.Valid since the
+	// validator was made (tests check that it stays linear in the input).
+	validBytes int
+}
+
+// utf8Chunk is the most that one utf8.Valid call checks: a chunk that
+// fails is walked by the byte machine, which finds the first bad byte, so
+// each byte is inspected at most once by each.
+const utf8Chunk = 4 << 10
 
 // write feeds p to the validator and reports false as soon as the bytes seen
 // so far cannot be the start of valid UTF-8.
+//
+// Between runes, whole runes go to the standard library's validator, which
+// is faster on multi-byte text, in chunks of at most utf8Chunk; only a
+// rune cut by the end of p (at most 3 bytes) goes through the byte machine
+// (and on to the next piece in v.s). When utf8.Valid rejects a chunk, the byte machine walks that
+// chunk to find where it fails, without retrying the fast path inside it:
+// work stays linear however late the text goes wrong.
 func (v *utf8Validator) write(p []byte) bool {
 	s := v.s
+	slow := 0 // p[:slow] goes through the byte machine only
 	for i := 0; i < len(p); {
 		if s == u8Accept {
 			// ASCII fast path, 8 bytes at a time.
@@ -38,13 +56,16 @@ func (v *utf8Validator) write(p []byte) bool {
 			if i == len(p) {
 				break
 			}
-			// Between runes, hand whole runes to the standard library's
-			// validator, which is faster on multi-byte text; only the cut
-			// rune at the end (at most 3 bytes) goes through the machine.
-			// If utf8.Valid says no, the byte loop below finds where.
-			if end := runeBoundary(p[i:]); end > 64 && utf8.Valid(p[i:i+end]) {
-				i += end
-				continue
+			if i >= slow {
+				chunk := p[i:min(len(p), i+utf8Chunk)]
+				if end := runeBoundary(chunk); end > 64 {
+					v.validBytes += end
+					if utf8.Valid(chunk[:end]) {
+						i += end
+						continue
+					}
+					slow = i + end
+				}
 			}
 		}
 		c := p[i]

@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"bytes"
 	"testing"
 	"unicode/utf8"
 )
@@ -64,6 +65,52 @@ func TestUTF8FailsFast(t *testing.T) {
 		var v utf8Validator
 		if !v.write([]byte(prefix)) || v.complete() {
 			t.Errorf("incomplete prefix %q: wrong state", prefix)
+		}
+	}
+}
+
+// TestUTF8Linear checks that validation costs work linear in the input for
+// text that turns invalid late: the bytes handed to utf8.Valid (the byte
+// machine steps one byte at a time anyway) are at most twice the input,
+// however the text is split and wherever it goes wrong. Counting, unlike
+// timing, is exact.
+func TestUTF8Linear(t *testing.T) {
+	t.Parallel()
+	text := func(n int) []byte { // multi-byte text, n bytes, cut on a rune
+		unit := []byte("κόσμε ферри 渡し船 🚢 ")
+		b := bytes.Repeat(unit, n/len(unit)+1)
+		return b[:runeBoundary(b[:n])]
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	tests := []struct {
+		name  string
+		in    []byte
+		valid bool
+	}{
+		{"invalid at the end of 64 KiB", cat(text(64<<10), []byte{0xff}), false},
+		{"invalid at the end of 1 MiB", cat(text(1<<20), []byte{0xff}), false},
+		{"surrogate at the end", cat(text(64<<10), []byte("\xed\xa0\x80")), false},
+		{"truncated rune at the end", cat(text(64<<10), []byte("\xe2\x82")), false},
+		{"invalid in the middle", cat(text(32<<10), []byte{0xc0, 0xaf}, text(32<<10)), false},
+		{"valid", text(64 << 10), true},
+		{"ASCII then invalid", cat(bytes.Repeat([]byte("a"), 64<<10), text(1000), []byte{0x80}), false},
+	}
+	for _, tt := range tests {
+		for _, piece := range []int{len(tt.in), 4096, 1001, 63, 1} {
+			var v utf8Validator
+			ok := true
+			for p := tt.in; len(p) > 0 && ok; {
+				n := min(piece, len(p))
+				ok = v.write(p[:n])
+				p = p[n:]
+			}
+			ok = ok && v.complete()
+			if ok != tt.valid {
+				t.Errorf("%s in %d-byte pieces: valid=%v", tt.name, piece, ok)
+			}
+			if v.validBytes > 2*len(tt.in) {
+				t.Errorf("%s in %d-byte pieces: utf8.Valid inspected %d bytes for %d (%.1f per byte)", tt.name, piece, v.validBytes, len(tt.in), float64(v.validBytes)/float64(len(tt.in)))
+			}
 		}
 	}
 }

@@ -43,6 +43,17 @@ func (c *Conn) writeParts(ctx context.Context, p, q []byte) error {
 // frame, compressed when that pays: the threshold applies to the whole
 // message, the entropy estimate to its longer part (a yamux body rather
 // than its 12-byte header).
+//
+// A compressed message takes the frame lock before it is compressed. With
+// context takeover, compressing advances the history that the peer's
+// decompressor must follow, so once it ran the message must reach the
+// wire: a context that ends while another frame (a control frame, a write
+// stuck on a peer that does not read) holds the lock then fails the call
+// before the compressor is touched, and the connection stays usable. What
+// can still fail after compressing, a write, closes the connection (with
+// a *CloseError saying why), as any failed write does. The price is that
+// control frames wait for the compression of the message ahead of them as
+// well as for its write.
 func (c *Conn) writeMessage(ctx context.Context, typ MessageType, p, q []byte) error {
 	if err := c.msgMu.acquire(ctx, c.closed); err != nil {
 		return c.lockErr(err)
@@ -53,15 +64,29 @@ func (c *Conn) writeMessage(ctx context.Context, typ MessageType, p, q []byte) e
 		sample = q
 	}
 	if c.comp != nil && c.comp.Worth(len(p)+len(q), sample) {
+		if err := c.lockFrame(ctx); err != nil {
+			return err
+		}
 		z, err := c.comp.Compress(p, q)
 		if err == nil {
-			err = c.writeFrame(ctx, true, typ, true, z, nil)
+			err = c.writeFrameHeld(ctx, true, typ, true, z, nil)
+		} else {
+			err = c.compressFailed(err)
 		}
+		c.frameMu.release()
 		c.comp.Done()
 		c.armIdle()
 		return err
 	}
 	return c.writeFrame(ctx, true, typ, false, p, q)
+}
+
+// compressFailed closes the connection after the compressor failed while
+// its history may have moved: the peer could not follow what comes next.
+// Called with the frame lock held, so no close frame can be sent.
+func (c *Conn) compressFailed(err error) error {
+	c.closeTCP(&CloseError{Code: StatusAbnormalClosure, Reason: "compressor failed: " + err.Error(), Local: true})
+	return fmt.Errorf("tunnel: compress: %w", err)
 }
 
 // compressIdle is how long a sender with context takeover keeps its flate
@@ -104,7 +129,13 @@ func (c *Conn) releaseIdle() {
 // Writer returns a writer for one message of type typ, sent as one frame
 // per Write call (zero-length writes are skipped) and ended by Close, which
 // sends the final frame. Other writers wait until it is closed; control
-// frames may go out in between.
+// frames may go out in between. Every Write and Close uses ctx.
+//
+// A message cannot be resumed: when a Write or Close fails after part of
+// the message reached the wire or the compressor's history, the peer could
+// not follow the rest of the stream, so the connection is closed. A writer
+// that fails before any of that leaves the connection usable; Close must
+// still be called to let the next writer go.
 func (c *Conn) Writer(ctx context.Context, typ MessageType) (*MessageWriter, error) {
 	if typ != MessageText && typ != MessageBinary {
 		return nil, fmt.Errorf("tunnel: writer of %v: not a data message type", typ)
@@ -118,6 +149,7 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (*MessageWriter, err
 	w.open = true
 	w.started = false
 	w.compress = false
+	w.dirty = false
 	return w, nil
 }
 
@@ -131,9 +163,11 @@ type messageWriter struct {
 	open     bool
 	started  bool // the first Write decided on compression
 	compress bool
+	dirty    bool // the compressor took bytes of this message
 }
 
-// Write sends p as one fragment of the message.
+// Write sends p as one fragment of the message. A compressed message takes
+// the frame lock before compressing p, as Conn.Write does.
 func (w *messageWriter) Write(p []byte) (int, error) {
 	if !w.open {
 		return 0, errors.New("tunnel: write to a closed message writer")
@@ -152,17 +186,26 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 			c.comp.Begin()
 		}
 	}
-	if w.compress {
-		z, err := c.comp.Write(p)
-		if err != nil {
-			return 0, err
+	if !w.compress {
+		if err := c.writeFrame(w.ctx, false, w.op, false, p, nil); err != nil {
+			return 0, w.abandon(err)
 		}
-		if len(z) == 0 {
-			return n, nil // the compressor holds it for now
-		}
-		p = z
+		w.op = OpContinuation
+		return n, nil
 	}
-	if err := c.writeFrame(w.ctx, false, w.op, w.compress && w.op != OpContinuation, p, nil); err != nil {
+	if err := c.lockFrame(w.ctx); err != nil {
+		return 0, w.abandon(err)
+	}
+	defer c.frameMu.release()
+	w.dirty = true
+	z, err := c.comp.Write(p)
+	if err != nil {
+		return 0, c.compressFailed(err)
+	}
+	if len(z) == 0 {
+		return n, nil // the compressor holds it for now
+	}
+	if err := c.writeFrameHeld(w.ctx, false, w.op, w.op != OpContinuation, z, nil); err != nil {
 		return 0, err
 	}
 	w.op = OpContinuation
@@ -177,17 +220,36 @@ func (w *messageWriter) Close() error {
 	w.open = false
 	c := w.c
 	defer c.msgMu.release()
-	var last []byte
-	if w.compress {
-		z, err := c.comp.End()
-		if err != nil {
-			c.comp.Done()
-			return err
+	if !w.compress {
+		if err := c.writeFrame(w.ctx, true, w.op, false, nil, nil); err != nil {
+			return w.abandon(err)
 		}
-		last = z
-		defer func() { c.comp.Done(); c.armIdle() }()
+		return nil
 	}
-	return c.writeFrame(w.ctx, true, w.op, w.compress && w.op != OpContinuation, last, nil)
+	defer func() { c.comp.Done(); c.armIdle() }()
+	if err := c.lockFrame(w.ctx); err != nil {
+		return w.abandon(err)
+	}
+	defer c.frameMu.release()
+	z, err := c.comp.End()
+	if err != nil {
+		return c.compressFailed(err)
+	}
+	return c.writeFrameHeld(w.ctx, true, w.op, w.op != OpContinuation, z, nil)
+}
+
+// abandon handles a Write or Close that failed to send a frame (the lock
+// was not had, or the write failed, which closed the connection already).
+// When part of the message is on the wire or in the compressor's history,
+// the connection is closed: the next message would be read as this one's
+// continuation, or inflated against a history the peer never saw. After
+// our close frame the closing handshake goes on instead.
+func (w *messageWriter) abandon(err error) error {
+	if (w.op != OpContinuation && !w.dirty) || errors.Is(err, errCloseSent) {
+		return err
+	}
+	w.c.closeTCP(&CloseError{Code: StatusAbnormalClosure, Reason: "message left unfinished: " + err.Error(), Local: true})
+	return err
 }
 
 // writeFrame writes one data frame. Small frames are assembled with their
@@ -195,16 +257,47 @@ func (w *messageWriter) Close() error {
 // payload goes out with its header in one writev; a client masks through the
 // pooled buffer without touching p.
 func (c *Conn) writeFrame(ctx context.Context, fin bool, op Opcode, rsv1 bool, p, q []byte) error {
+	if err := c.lockFrame(ctx); err != nil {
+		return err
+	}
+	defer c.frameMu.release()
+	return c.writeFrameHeld(ctx, fin, op, rsv1, p, q)
+}
+
+// lockFrame takes the frame lock for a data frame, giving up when ctx ends
+// or the connection closes. Once our close frame is out, or the connection
+// has ended, it returns the connection's error (errCloseSent while the
+// closing handshake runs) without the lock.
+func (c *Conn) lockFrame(ctx context.Context) error {
 	if err := c.frameMu.acquire(ctx, c.closed); err != nil {
 		return c.lockErr(err)
 	}
-	defer c.frameMu.release()
+	if !c.closeSent && !isDone(c.closed) {
+		return nil
+	}
+	c.frameMu.release()
+	if err := c.getErr(); err != nil {
+		return err
+	}
 	if c.closeSent {
-		if err := c.getErr(); err != nil {
-			return err
-		}
 		return errCloseSent
 	}
+	return ErrClosed
+}
+
+// isDone reports whether ch is closed, without blocking.
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeFrameHeld writes one data frame under the frame lock; a failed write
+// closes the connection, whose stream position is lost.
+func (c *Conn) writeFrameHeld(ctx context.Context, fin bool, op Opcode, rsv1 bool, p, q []byte) error {
 	stop := c.watchWrite(ctx)
 	err := c.writeFrameLocked(fin, op, rsv1, p, q)
 	if err != nil {

@@ -6,14 +6,18 @@
  * them:
  *
  * - a refused or ended tunnel: the WebSocket close code and reason, such as
- *   4401 (missing or bad credential), 4403 (forbidden), 4429 (too many
- *   sessions), 1001 (the gateway is shutting down), or 1006 when the
+ *   4401 (missing, bad or expired credential: "token expired" when a
+ *   signed token expires during the session), 4403 (forbidden), 4429 (too
+ *   many sessions, or the gateway's buffer budget is spent), 1001 (the
+ *   gateway is shutting down), 1011 "keepalive timeout" (the gateway
+ *   stopped hearing the page), or 1006 when the
  *   browser saw the WebSocket fail and gives no reason (the gateway is
  *   unreachable, or refused the handshake with an HTTP error);
  * - a refused dial: the open status, 1 unknown service, 2 forbidden,
  *   3 connection refused, 4 timeout, 5 limit reached, 6 unreachable,
- *   7 bad request, 8 unavailable (docs/PROTOCOL.md), and the gateway's
- *   message;
+ *   7 bad request, 8 unavailable (shutting down), 9 busy (the gateway's
+ *   buffer budget is spent: back off and retry, never open another
+ *   tunnel for it) (docs/PROTOCOL.md), and the gateway's message;
  * - anything else: code 0 and reason "".
  */
 export declare class FerryError extends Error {

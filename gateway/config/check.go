@@ -23,6 +23,7 @@ var checks = map[string]func(string) error{
 	"listen-or-empty": checkListenOrEmpty,
 	"path":            checkTunnelPath,
 	"origin":          checkOrigin,
+	"allowed-host":    checkAllowedHost,
 	"sha256":          checkSHA256,
 	"token-service":   checkTokenService,
 	"backend":         checkBackend,
@@ -189,6 +190,45 @@ func checkOrigin(s string) error {
 	_, ipErr := netip.ParseAddr(name)
 	if (!isHostname(name) && ipErr != nil) || (wild && ipErr == nil) {
 		return bad("bad host %q", host)
+	}
+	return nil
+}
+
+// checkAllowedHost checks an allowed_hosts entry: a host name without a
+// port ("gw.example.com"), or the pattern "*.domain" where domain has at
+// least two labels ("*.com" would let any rebinding name in).
+func checkAllowedHost(s string) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("invalid host %q: %s", s, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case s == "":
+		return bad(`want a host name, e.g. "gw.example.com"`)
+	case s == "*":
+		return bad(`list each host name, or a pattern like "*.example.com"`)
+	case strings.Contains(s, "/"):
+		return bad(`want a host name, not a URL: e.g. "gw.example.com"`)
+	}
+	if _, err := netip.ParseAddr(s); err == nil || strings.HasPrefix(s, "[") {
+		return bad("IP addresses always pass; list host names only")
+	}
+	if strings.Contains(s, ":") {
+		return bad("leave out the port: a listed name passes on every port")
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return bad("write the name in its ASCII form (xn--...), as browsers send it")
+		}
+	}
+	name, wild := strings.CutPrefix(s, "*.")
+	if strings.Contains(name, "*") {
+		return bad(`a wildcard must be the whole first label, as in "*.example.com"`)
+	}
+	if !isHostname(name) {
+		return bad("not a host name: want dot-separated labels of letters, digits, \"-\" and \"_\"")
+	}
+	if wild && !strings.Contains(strings.TrimSuffix(name, "."), ".") {
+		return bad(`a pattern needs a domain of two labels or more, as in "*.example.com"`)
 	}
 	return nil
 }

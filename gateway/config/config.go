@@ -42,8 +42,16 @@ type Server struct {
 	// patterns "https://*.example.com" (one or more labels below the
 	// domain, same scheme and port). See Server.AllowsOrigin.
 	AllowedOrigins []string `toml:"allowed_origins" check:"origin"`
+	// AllowedHosts lists the host names (no ports) that the gateway answers
+	// besides IP literals, "localhost" and names under ".localhost": exact
+	// names "gw.example.com" (any case, trailing dot ignored) or patterns
+	// "*.example.com" (one or more labels below the domain). Empty, it
+	// binds plaintext listeners only: over TLS every name passes. Set, it
+	// holds on every listener. See Server.AllowsHost.
+	AllowedHosts []string `toml:"allowed_hosts" check:"allowed-host"`
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (a
-	// bare address in the file means /32 or /128).
+	// bare address in the file means /32 or /128), and whose
+	// X-Forwarded-Host and X-Forwarded-Proto stand in for Host and scheme.
 	TrustedProxies []netip.Prefix `toml:"trusted_proxies"`
 	// TLSCert and TLSKey are PEM files; both or neither. Parse makes a
 	// relative path relative to the config file's folder.
@@ -52,8 +60,10 @@ type Server struct {
 	// HandshakeTimeout bounds the HTTP request and WebSocket upgrade
 	// (more than 0).
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
-	// Keepalive is the interval of WebSocket and yamux pings on an idle
-	// tunnel (more than 0).
+	// Keepalive is how long a tunnel may be silent before the gateway
+	// pings it, and how long a ping may then go unanswered, with nothing
+	// moving either way, before the peer is dead (more than 0; see
+	// tunnel.MuxConn.KeepAlive).
 	Keepalive Duration `toml:"keepalive"`
 	// IdleTimeout closes a session that has had no open stream for this
 	// long; 0 means never.
@@ -78,11 +88,22 @@ type Limits struct {
 	MaxSessionsPerToken  int `toml:"max_sessions_per_token"`
 	MaxStreamsPerSession int `toml:"max_streams_per_session"`
 	// MaxMessageSize bounds a WebSocket message, also after inflating
-	// (from 1KiB to 1GiB).
+	// (from 1KiB to 1GiB). A client's messages carry one yamux frame, at
+	// most StreamWindow of body and a 12-byte header.
 	MaxMessageSize           ByteSize `toml:"max_message_size"`
 	HandshakesPerSecondPerIP float64  `toml:"handshakes_per_second_per_ip"` // more than 0
 	MaxPendingHandshakes     int      `toml:"max_pending_handshakes"`
 	DialTimeout              Duration `toml:"dial_timeout"` // more than 0
+	// StreamWindow is the receive window the gateway grants each stream
+	// (256KiB to 16MiB): what a client may send ahead of the backend
+	// reading it, and so what each stream may make the gateway buffer.
+	StreamWindow ByteSize `toml:"stream_window"`
+	// BufferBudget bounds the data the whole gateway may buffer for its
+	// sessions (at least 16MiB, and at least one session's worst case).
+	// Every session reserves its fixed share when it is accepted and every
+	// stream its window when it is opened; what does not fit is refused as
+	// busy. See SessionWorst; gateway.toml shows the sums.
+	BufferBudget ByteSize `toml:"buffer_budget"`
 }
 
 // Auth is the [auth] table: signed tokens (JWTs). At most one key file may
@@ -207,6 +228,25 @@ func (s *Server) AllowsOrigin(origin string) bool {
 	return false
 }
 
+// AllowsHost reports whether a host name is listed in AllowedHosts,
+// exactly or by a "*.domain" pattern (one or more labels below domain,
+// not domain itself). name must be lowercase, without port and trailing
+// dot. IP literals and localhost, which the gateway always answers, are
+// the caller's to detect.
+func (s *Server) AllowsHost(name string) bool {
+	for _, p := range s.AllowedHosts {
+		p = strings.ToLower(strings.TrimSuffix(p, "."))
+		if domain, ok := strings.CutPrefix(p, "*."); ok {
+			if sub, ok := strings.CutSuffix(name, "."+domain); ok && !strings.HasSuffix(sub, ".") && isHostname(sub) {
+				return true
+			}
+		} else if p == name {
+			return true
+		}
+	}
+	return false
+}
+
 // ServiceNames returns the names of the services, sorted.
 func (c *Config) ServiceNames() []string {
 	names := make([]string, 0, len(c.Services))
@@ -225,6 +265,7 @@ func defaults() *Config {
 			Listen:           "127.0.0.1:8080",
 			TunnelPath:       "/tunnel",
 			AllowedOrigins:   []string{},
+			AllowedHosts:     []string{},
 			TrustedProxies:   []netip.Prefix{},
 			HandshakeTimeout: Duration{10 * time.Second},
 			Keepalive:        Duration{25 * time.Second},
@@ -235,11 +276,13 @@ func defaults() *Config {
 			MaxSessions:              10000,
 			MaxSessionsPerIP:         100,
 			MaxSessionsPerToken:      100,
-			MaxStreamsPerSession:     256,
-			MaxMessageSize:           16 * MiB,
+			MaxStreamsPerSession:     64,
+			MaxMessageSize:           512 * KiB,
 			HandshakesPerSecondPerIP: 20,
 			MaxPendingHandshakes:     1000,
 			DialTimeout:              Duration{5 * time.Second},
+			StreamWindow:             256 * KiB,
+			BufferBudget:             1 * GiB,
 		},
 		Network:  Network{Deny: defaultDeny()},
 		Services: map[string]*Service{},

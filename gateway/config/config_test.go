@@ -36,6 +36,7 @@ func TestEmptyFileIsDefaults(t *testing.T) {
 		{"listen", s.Listen, "127.0.0.1:8080"},
 		{"tunnel_path", s.TunnelPath, "/tunnel"},
 		{"allowed_origins", len(s.AllowedOrigins), 0},
+		{"allowed_hosts", len(s.AllowedHosts), 0},
 		{"trusted_proxies", len(s.TrustedProxies), 0},
 		{"tls", s.TLSCert + s.TLSKey, ""},
 		{"handshake_timeout", s.HandshakeTimeout.Duration, 10 * time.Second},
@@ -46,8 +47,10 @@ func TestEmptyFileIsDefaults(t *testing.T) {
 		{"max_sessions", l.MaxSessions, 10000},
 		{"max_sessions_per_ip", l.MaxSessionsPerIP, 100},
 		{"max_sessions_per_token", l.MaxSessionsPerToken, 100},
-		{"max_streams_per_session", l.MaxStreamsPerSession, 256},
-		{"max_message_size", l.MaxMessageSize, 16 * MiB},
+		{"max_streams_per_session", l.MaxStreamsPerSession, 64},
+		{"max_message_size", l.MaxMessageSize, 512 * KiB},
+		{"stream_window", l.StreamWindow, 256 * KiB},
+		{"buffer_budget", l.BufferBudget, 1 * GiB},
 		{"handshakes_per_second_per_ip", l.HandshakesPerSecondPerIP, 20.0},
 		{"max_pending_handshakes", l.MaxPendingHandshakes, 1000},
 		{"dial_timeout", l.DialTimeout.Duration, 5 * time.Second},
@@ -251,6 +254,7 @@ func TestValidate(t *testing.T) {
 	c.File = "mem"
 	c.Server.Listen = ""
 	c.Server.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.1/8")}
+	c.Server.AllowedHosts = []string{"gw.example.com", "gw.example.com:443"}
 	c.Server.IdleTimeout = Duration{-time.Second}
 	c.Compression.Threshold = -1
 	c.Limits.HandshakesPerSecondPerIP = 0
@@ -259,6 +263,7 @@ func TestValidate(t *testing.T) {
 	c.Tokens = []Token{{SHA256: hashB, Services: []string{"echo", "nope"}}}
 	want := []string{
 		`mem: server.listen: invalid address "": want "host:port", e.g. "127.0.0.1:8080"`,
+		`mem: server.allowed_hosts[1]: invalid host "gw.example.com:443": leave out the port: a listed name passes on every port`,
 		`mem: server.trusted_proxies[0]: invalid CIDR "10.0.0.1/8": host bits are set; did you mean "10.0.0.0/8"?`,
 		`mem: server.idle_timeout: must not be negative, got -1s`,
 		`mem: compression.threshold: must not be negative, got -1`,

@@ -76,6 +76,14 @@ func (c *Config) problems() []problem {
 	}
 	v.atLeast(lp.key("max_pending_handshakes"), l.MaxPendingHandshakes, 1)
 	v.positive(lp.key("dial_timeout"), l.DialTimeout)
+	if l.StreamWindow < 256*KiB || l.StreamWindow > 16*MiB {
+		v.add(lp.key("stream_window"), "must be from 256KiB (yamux's smallest window) to 16MiB, got %s", l.StreamWindow)
+	}
+	if l.BufferBudget < 16*MiB {
+		v.add(lp.key("buffer_budget"), "must be at least 16MiB, got %s", l.BufferBudget)
+	} else if w := c.SessionWorst(); l.StreamWindow >= 256*KiB && l.StreamWindow <= 16*MiB && l.MaxMessageSize <= GiB && l.MaxStreamsPerSession >= 1 && int64(l.BufferBudget) < w {
+		v.add(lp.key("buffer_budget"), "%s cannot hold one session at its worst, %s (see gateway.toml); raise it or lower max_streams_per_session or stream_window", l.BufferBudget, sizeOf(w))
+	}
 
 	a, ap := &c.Auth, keyPath{"auth"}
 	if a.JWTSecretFile != "" && a.JWTPublicKeyFile != "" {
@@ -114,6 +122,9 @@ func (c *Config) checkServer(v *validator) {
 	v.check(sp.key("tunnel_path"), checkTunnelPath(s.TunnelPath))
 	for i, o := range s.AllowedOrigins {
 		v.check(sp.key("allowed_origins").index(i), checkOrigin(o))
+	}
+	for i, h := range s.AllowedHosts {
+		v.check(sp.key("allowed_hosts").index(i), checkAllowedHost(h))
 	}
 	for i, p := range s.TrustedProxies {
 		v.check(sp.key("trusted_proxies").index(i), checkPrefix(p, p.String()))

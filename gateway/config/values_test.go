@@ -210,6 +210,34 @@ func TestAllowsOrigin(t *testing.T) {
 	}
 }
 
+func TestAllowsHost(t *testing.T) {
+	t.Parallel()
+	s := Server{AllowedHosts: []string{"GW.Example.com.", "*.dev.example.org"}}
+	for name, want := range map[string]bool{
+		"gw.example.com":         true,
+		"x.gw.example.com":       false,
+		"example.com":            false,
+		"a.dev.example.org":      true,
+		"a.b.dev.example.org":    true,
+		"dev.example.org":        false,
+		".dev.example.org":       false,
+		"a..dev.example.org":     false,
+		"evildev.example.org":    false,
+		"a.dev.example.org.evil": false,
+		"a/b.dev.example.org":    false,
+		"":                       false,
+	} {
+		if got := s.AllowsHost(name); got != want {
+			t.Errorf("AllowsHost(%q) = %v, want %v", name, got, want)
+		}
+	}
+	for _, ok := range []string{"gw.example.com", "GW.example.COM", "gw.example.com.", "*.example.com", "x_y.example", "localhost", "xn--bcher-kva.example"} {
+		if err := checkAllowedHost(ok); err != nil {
+			t.Errorf("checkAllowedHost(%q): %v", ok, err)
+		}
+	}
+}
+
 func TestDenies(t *testing.T) {
 	t.Parallel()
 	n := Network{Deny: defaultDeny()}

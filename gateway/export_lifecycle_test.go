@@ -1,0 +1,28 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/ferrygw/ferry/gateway/config"
+)
+
+// RefusedStreams is refusedStreams, for the tests of package gateway_test.
+const RefusedStreams = config.RefusedStreams
+
+// SetReapTimeout sets how long the gateway waits for a client to close a
+// stream the gateway has closed before it resets it.
+func (s *Server) SetReapTimeout(d time.Duration) { s.reapTimeout = d }
+
+// BufferReserved returns the buffer space the gateway has reserved now.
+func (s *Server) BufferReserved() int64 { return s.budget.used.Load() }
+
+// MuxStreams returns the streams yamux holds over every open session.
+func (s *Server) MuxStreams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for se := range s.sessions {
+		n += se.mux.NumStreams()
+	}
+	return n
+}
