@@ -337,14 +337,23 @@ func (se *session) run() {
 	s := se.srv
 	defer s.sessWG.Done()
 	if d := s.cfg.Server.IdleTimeout.Duration; d > 0 {
+		se.idleMu.Lock() // the callback reads se.idle under idleMu
 		se.idle = time.AfterFunc(d, func() {
+			// A stream yamux has accepted but the accept loop has not
+			// counted yet is in yamux's own count: look again later
+			// (endStream re-arms the timer only for counted streams).
 			se.idleMu.Lock()
 			idle := se.streams == 0
+			if idle && se.mux.NumStreams() > 0 {
+				idle = false
+				se.idle.Reset(d)
+			}
 			se.idleMu.Unlock()
 			if idle {
 				se.close(tunnel.StatusNormalClosure, "idle for "+d.String())
 			}
 		})
+		se.idleMu.Unlock()
 		defer se.idle.Stop()
 	}
 	if exp := se.cred.expires; !exp.IsZero() {

@@ -62,6 +62,7 @@ type Conn struct {
 	params    compress.Params
 	comp      *compress.Compressor
 	decomp    *compress.Decompressor
+	idleMu    sync.Mutex  // orders idleTimer's creation before the timer's own Reset
 	idleTimer *time.Timer // gives comp's flate state back when idle
 	idleArmed bool        // guarded by msgMu
 

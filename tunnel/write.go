@@ -100,6 +100,8 @@ func (c *Conn) armIdle() {
 		return
 	}
 	c.idleArmed = true
+	c.idleMu.Lock()
+	defer c.idleMu.Unlock()
 	if c.idleTimer == nil {
 		c.idleTimer = time.AfterFunc(compressIdle, c.releaseIdle)
 		return
@@ -107,9 +109,14 @@ func (c *Conn) armIdle() {
 	c.idleTimer.Reset(compressIdle)
 }
 
+// releaseIdle runs on the idle timer's goroutine. It reads idleTimer under
+// idleMu when it could not take msgMu, which is what orders it after the
+// assignment in armIdle.
 func (c *Conn) releaseIdle() {
 	if !c.msgMu.tryAcquire() {
+		c.idleMu.Lock()
 		c.idleTimer.Reset(compressIdle) // a message is being written
+		c.idleMu.Unlock()
 		return
 	}
 	defer c.msgMu.release()
