@@ -13,6 +13,10 @@ const RefusedStreams = config.RefusedStreams
 // stream the gateway has closed before it resets it.
 func (s *Server) SetReapTimeout(d time.Duration) { s.reapTimeout = d }
 
+// SetAfterAccept makes f run between yamux's AcceptStream and the count
+// of the stream, in every session. Set it before serving.
+func (s *Server) SetAfterAccept(f func()) { s.afterAccept = f }
+
 // BufferReserved returns the buffer space the gateway has reserved now.
 func (s *Server) BufferReserved() int64 { return s.budget.used.Load() }
 

@@ -319,3 +319,35 @@ func TestTunnelLostIsNotEOF(t *testing.T) {
 		t.Fatal("the backend saw a clean end of file")
 	}
 }
+
+// TestIdleTimerAfterAccept: the idle timer firing while a stream is
+// accepted by yamux but not yet counted by the session must not close the
+// session under it. Before the fix the session was closed ("idle for")
+// and the stream's open failed.
+func TestIdleTimerAfterAccept(t *testing.T) {
+	t.Parallel()
+	const idle = 50 * time.Millisecond
+	// The window between accept and count, held open past the timeout:
+	// waiting for a timer to fire, not for readiness.
+	g := startGatewayWith(t, baseConfig("[server]\nidle_timeout = \"50ms\"\n"), nil, func(srv *gateway.Server, ln net.Listener) net.Listener {
+		srv.SetAfterAccept(func() { <-time.After(4 * idle) })
+		return ln
+	})
+	s := connect(t, g.url, &client.Options{MinBackoff: time.Hour})
+	// Let the session sit idle for most of the timeout first.
+	<-time.After(idle / 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := s.Dial(ctx, "echo")
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatalf("stream opened across the idle timeout: %v", err)
+	}
+}

@@ -43,6 +43,9 @@ type Server struct {
 	// reapTimeout is how long a stream this side closed may take to be
 	// closed by the client before it is reset (defaultReapTimeout).
 	reapTimeout time.Duration
+	// afterAccept, set by tests only, runs between yamux's AcceptStream
+	// and the session counting the stream.
+	afterAccept func()
 	resolver    interface {
 		LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 	}

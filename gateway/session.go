@@ -386,6 +386,9 @@ func (se *session) run() {
 		if err != nil {
 			return
 		}
+		if s.afterAccept != nil {
+			s.afterAccept() // tests: widen the window before the count
+		}
 		se.idleMu.Lock()
 		se.streams++
 		if se.idle != nil {
