@@ -192,10 +192,10 @@ func TestHalfClose(t *testing.T) {
 }
 
 // TestCredentials checks who may open what.
-func TestCredentials(t *testing.T) {
-	t.Parallel()
-	backend := echoBackend(t)
-	g := startGateway(t, baseConfig(fmt.Sprintf(`
+// aliceConfig has private services redis and postgres on backend and the
+// token testToken, named alice, for redis only.
+func aliceConfig(backend string) string {
+	return baseConfig(fmt.Sprintf(`
 [services.redis]
 backend = %q
 [services.postgres]
@@ -204,7 +204,13 @@ backend = %q
 name = "alice"
 sha256 = %q
 services = ["redis"]
-`, backend, backend, tokenHash(testToken))))
+`, backend, backend, tokenHash(testToken)))
+}
+
+func TestCredentials(t *testing.T) {
+	t.Parallel()
+	backend := echoBackend(t)
+	g := startGateway(t, aliceConfig(backend))
 	ctx := context.Background()
 
 	alice := connect(t, g.url, &client.Options{Token: testToken})
