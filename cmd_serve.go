@@ -58,6 +58,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		name = "embedded default config"
 	}
 	if *check {
+		// What serve reads besides the config (the JWT secret or keys, the
+		// TLS files) is read here too, so -check passes only what serve
+		// starts with.
+		srv, err := gateway.New(cfg, nil)
+		if err == nil {
+			_, err = srv.TLSConfig()
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			return 1
+		}
 		fmt.Fprintf(stdout, "%s: ok (%d services, %d tokens)\n", name, len(cfg.Services), len(cfg.Tokens))
 		fmt.Fprintf(stdout, "%s: %s\n", name, cfg.BudgetSummary())
 		return 0

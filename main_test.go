@@ -86,3 +86,37 @@ func TestServeCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestServeCheckReadsFiles: -check refuses what serve would refuse at
+// start, the files a config names included. Before, it said ok.
+func TestServeCheckReadsFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short.secret")
+	if err := os.WriteFile(short, []byte("12345"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, toml, want string
+	}{
+		{"missing TLS files", "[server]\ntls_cert = \"" + filepath.Join(dir, "none.pem") + "\"\ntls_key = \"" + filepath.Join(dir, "none.key") + "\"\n", "none.pem"},
+		{"missing jwt_secret_file", "[auth]\njwt_secret_file = \"" + filepath.Join(dir, "none.secret") + "\"\n", "none.secret"},
+		{"short jwt_secret_file", "[auth]\njwt_secret_file = \"" + short + "\"\n", "short.secret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			file := filepath.Join(t.TempDir(), "gw.toml")
+			if err := os.WriteFile(file, []byte(tt.toml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var out, errb bytes.Buffer
+			if code := run([]string{"serve", "-config", file, "-check"}, &out, &errb); code != 1 {
+				t.Fatalf("exit %d, want 1: %s", code, out.String())
+			}
+			if !strings.Contains(errb.String(), file) || !strings.Contains(errb.String(), tt.want) {
+				t.Errorf("error %q does not name the config and %s", errb.String(), tt.want)
+			}
+		})
+	}
+}
