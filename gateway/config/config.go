@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -145,6 +146,26 @@ func defaultDeny() []netip.Prefix {
 		// Linux and would bypass a deny of 127.0.0.0/8.
 		netip.MustParsePrefix("0.0.0.0/8"),
 	}
+}
+
+// checkDenied refuses a backend written as an IP literal inside the deny
+// list: the gateway would refuse every stream to it. A host name is
+// resolved, and checked, at each dial.
+func (n *Network) checkDenied(backend string) error {
+	host, _, err := net.SplitHostPort(backend)
+	if err != nil {
+		return nil // checkBackend says why
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return nil
+	}
+	for _, p := range n.Deny {
+		if p.Contains(addr.Unmap().WithZone("")) {
+			return fmt.Errorf("%s is inside network.deny (%s): every stream to it would be refused", host, p)
+		}
+	}
+	return nil
 }
 
 // Denies reports whether a backend at addr must not be dialed. An

@@ -363,6 +363,27 @@ var parseErrorTests = []struct {
 		},
 	},
 	{
+		name: "a backend inside the deny list",
+		src: lines(
+			`[network]`,
+			`deny = ["10.0.0.0/8"]`,
+			`[services.meta]`,
+			`backend = "10.1.2.3:80"`,
+			`[services.ok]`,
+			`backend = "127.0.0.1:80"`,
+		),
+		want: []string{
+			`bad.toml:4:11: services.meta.backend: 10.1.2.3 is inside network.deny (10.0.0.0/8): every stream to it would be refused`,
+		},
+	},
+	{
+		name: "a backend inside the default deny list",
+		src:  lines(`[services.meta]`, `backend = "169.254.169.254:80"`),
+		want: []string{
+			`bad.toml:2:11: services.meta.backend: 169.254.169.254 is inside network.deny (169.254.0.0/16): every stream to it would be refused`,
+		},
+	},
+	{
 		name: "CRLF line ends and a byte order mark",
 		src:  "\uFEFF[server]\r\n\r\nlisten = \"x\"\r\n",
 		want: []string{

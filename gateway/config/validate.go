@@ -199,6 +199,7 @@ func (c *Config) checkServices(v *validator) {
 			v.add(p.key("backend"), `missing: want "host:port" or "builtin:echo"`)
 		} else {
 			v.check(p.key("backend"), checkBackend(s.Backend))
+			v.check(p.key("backend"), c.Network.checkDenied(s.Backend))
 		}
 	}
 }
