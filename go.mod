@@ -10,4 +10,4 @@ require (
 	github.com/klauspost/compress v1.20.4
 )
 
-require github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+require github.com/golang-jwt/jwt/v5 v5.3.1

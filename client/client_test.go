@@ -59,6 +59,17 @@ func startGateway(t *testing.T, toml string) (string, func()) {
 	return "ws://" + ln.Addr().String() + "/tunnel", stop
 }
 
+// connect opens a session to url, closed when the test ends.
+func connect(t *testing.T, url string) *client.Session {
+	t.Helper()
+	s, err := client.Connect(context.Background(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func TestConnectErrors(t *testing.T) {
 	t.Parallel()
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -106,11 +117,7 @@ func TestDialWaitsForReconnect(t *testing.T) {
 func TestForward(t *testing.T) {
 	t.Parallel()
 	url, _ := startGateway(t, "")
-	s, err := client.Connect(context.Background(), url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := connect(t, url)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -204,11 +211,7 @@ func TestRevokedTokenStopsReconnecting(t *testing.T) {
 func TestCloseUnblocksRead(t *testing.T) {
 	t.Parallel()
 	url, _ := startGateway(t, "")
-	s, err := client.Connect(context.Background(), url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := connect(t, url)
 	c, err := s.Dial(context.Background(), "echo")
 	if err != nil {
 		t.Fatal(err)
