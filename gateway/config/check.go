@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -27,6 +28,31 @@ var checks = map[string]func(string) error{
 	"sha256":          checkSHA256,
 	"token-service":   checkTokenService,
 	"backend":         checkBackend,
+	"framing":         checkFraming,
+}
+
+// checkFraming checks a service's framing.
+func checkFraming(s string) error {
+	if slices.Contains(Framings, s) {
+		return nil
+	}
+	return fmt.Errorf("invalid framing %q: want %s", s, quotedList(Framings))
+}
+
+// quotedList writes ["a", "b", "c"] as `"a", "b" or "c"`.
+func quotedList(xs []string) string {
+	var b strings.Builder
+	for i, x := range xs {
+		switch {
+		case i == 0:
+		case i == len(xs)-1:
+			b.WriteString(" or ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Quote(x))
+	}
+	return b.String()
 }
 
 // Builtins are the services the gateway serves itself, named in a backend

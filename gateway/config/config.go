@@ -224,9 +224,39 @@ type Service struct {
 	Backend string `toml:"backend" check:"backend"`
 	// Public services may be opened without a credential.
 	Public bool `toml:"public"`
-	// Description is free text for people and generated SDKs.
+	// Description is free text for people, and the doc comment of the
+	// service's function in generated SDKs.
 	Description string `toml:"description"`
+	// Framing tells generated SDKs how the service's bytes form messages:
+	// "raw" (a byte stream, the default), "lines" (UTF-8 text, each
+	// message ended by "\n"; a "\r" before it is stripped on receive) or
+	// "u32be" (each message after its length as a 4-byte big-endian
+	// integer). The gateway itself only pipes bytes. See Framings.
+	Framing string `toml:"framing" check:"framing"`
+	// MaxMessage is the largest message a generated SDK sends or accepts
+	// on a framed service, not counting the "\n" or the 4-byte length
+	// (from 1B to 1GiB; default 1MiB). Only framed services have one.
+	MaxMessage ByteSize `toml:"max_message"`
 }
+
+// Framings are the values of a service's framing.
+var Framings = []string{"raw", "lines", "u32be"}
+
+// DefaultMaxMessage is a framed service's max_message when it sets none.
+const DefaultMaxMessage = 1 * MiB
+
+// FramingName returns the service's framing, "raw" when it is "" (in a
+// Config built in Go).
+func (s *Service) FramingName() string {
+	if s.Framing == "" {
+		return "raw"
+	}
+	return s.Framing
+}
+
+// Framed reports whether generated SDKs carry the service's bytes as
+// messages.
+func (s *Service) Framed() bool { return s.Framing == "lines" || s.Framing == "u32be" }
 
 // Builtin returns NAME for a backend "builtin:NAME", else "".
 func (s *Service) Builtin() string {

@@ -343,3 +343,28 @@ func TestLocate(t *testing.T) {
 		t.Errorf("find(nowhere) = %v, want none", got)
 	}
 }
+
+func TestFramingDefaults(t *testing.T) {
+	c, err := Parse("f.toml", []byte(lines(
+		`[services.raw]`, `backend = "builtin:echo"`,
+		`[services.lines]`, `backend = "builtin:echo"`, `framing = "lines"`,
+		`[services.small]`, `backend = "builtin:echo"`, `framing = "u32be"`, `max_message = "1B"`,
+	)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, framing string
+		max           ByteSize
+		framed        bool
+	}{
+		{"raw", "raw", 0, false},
+		{"lines", "lines", DefaultMaxMessage, true},
+		{"small", "u32be", 1, true},
+	} {
+		s := c.Services[tc.name]
+		if s.Framing != tc.framing || s.MaxMessage != tc.max || s.Framed() != tc.framed {
+			t.Errorf("%s: framing %q max %d framed %v, want %q %d %v", tc.name, s.Framing, s.MaxMessage, s.Framed(), tc.framing, tc.max, tc.framed)
+		}
+	}
+}

@@ -234,10 +234,13 @@ func (d *decoder) value(prim toml.Primitive, v reflect.Value, path keyPath, chec
 		}
 		slices.Sort(names)
 		for _, name := range names {
-			s := &Service{Name: name}
+			s := &Service{Name: name, Framing: "raw"}
 			services[name] = s
 			if sm, ok := d.table(m[name], nil, path.key(name)); ok {
 				d.fields(sm, reflect.ValueOf(s).Elem(), path.key(name))
+				if _, set := sm["max_message"]; !set && s.Framed() {
+					s.MaxMessage = DefaultMaxMessage
+				}
 			}
 		}
 		v.Set(reflect.ValueOf(services))

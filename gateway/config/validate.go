@@ -201,5 +201,16 @@ func (c *Config) checkServices(v *validator) {
 			v.check(p.key("backend"), checkBackend(s.Backend))
 			v.check(p.key("backend"), c.Network.checkDenied(s.Backend))
 		}
+		if s.Framing != "" { // "" in a Config built in Go means "raw"
+			v.check(p.key("framing"), checkFraming(s.Framing))
+		}
+		switch {
+		case !s.Framed() && s.MaxMessage != 0:
+			if s.FramingName() == "raw" {
+				v.add(p.key("max_message"), `applies only to framed services: set framing = "lines" or "u32be", or remove it`)
+			}
+		case s.Framed() && (s.MaxMessage < 1 || s.MaxMessage > GiB):
+			v.add(p.key("max_message"), "must be from 1B to 1GiB, got %s", s.MaxMessage)
+		}
 	}
 }
