@@ -6,6 +6,7 @@
 //	ferry forward [client flags] TUNNEL_URL LISTEN=SERVICE...
 //	ferry connect [client flags] TUNNEL_URL SERVICE
 //	ferry token new [-name N] [-services a,b]
+//	ferry gen (-config FILE | -from URL) -lang ts|go|json -out DIR [-package NAME] [-ferry-js URL] [-check]
 //	ferry version
 //	ferry help
 package main
@@ -37,6 +38,7 @@ Commands:
   forward    forward local ports to services through a gateway, like ssh -L
   connect    pipe standard input and output to one service (ssh ProxyCommand)
   token      make a token: ferry token new [-name N] [-services a,b]
+  gen        generate a TypeScript, Go or JSON SDK from the gateway's services
   version    print the version, commit and Go version
   help       print this help
 
@@ -68,6 +70,8 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return runConnect(ctx, args[1:], stdin, stdout, stderr)
 	case "token":
 		return runToken(args[1:], stdout, stderr)
+	case "gen":
+		return runGen(ctx, args[1:], stdout, stderr)
 	case "version":
 		fs := flag.NewFlagSet("ferry version", flag.ContinueOnError)
 		fs.SetOutput(stderr)

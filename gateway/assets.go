@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ferrygw/ferry/gateway/config"
+	"github.com/ferrygw/ferry/gen"
 	"github.com/ferrygw/ferry/wasm/assets"
 )
 
@@ -70,8 +72,15 @@ func (a *asset) etag(gz bool) string {
 // revalidated on each use. The files are public, so any origin may load
 // them (a page of an origin listed in allowed_origins loads ferry.js
 // from the gateway as a CORS module script).
-func serveAsset(w http.ResponseWriter, r *http.Request) {
-	a := browserAssets[strings.TrimPrefix(r.URL.Path, assetPrefix)]
+//
+// The live SDK (sdk.js, sdk.d.ts, services.json: liveSDK) is served the
+// same way, from the running config.
+func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, assetPrefix)
+	a := browserAssets[name]
+	if a == nil {
+		a = s.sdk.Load().files[name]
+	}
 	if a == nil {
 		http.NotFound(w, r)
 		return
@@ -168,4 +177,43 @@ func etagMatch(values []string, etag string) bool {
 		}
 	}
 	return false
+}
+
+// liveSDK is the SDK generated from the running config, for its public
+// services only (a script import carries no credential): sdk.js (which
+// imports ./ferry.js and finds the tunnel from its own URL), sdk.d.ts and
+// services.json, the JSON catalog. Private services belong in an SDK
+// generated at build time with ferry gen.
+type liveSDK struct{ files map[string]*asset }
+
+// liveNames maps the generator's file names to the served ones.
+var liveNames = map[string]string{gen.TSModule: "sdk.js", gen.TSTypes: "sdk.d.ts", gen.JSONFile: "services.json"}
+
+func newLiveSDK(cfg *config.Config) (*liveSDK, error) {
+	cat, err := gen.FromConfig(cfg, true)
+	if err != nil {
+		return nil, err
+	}
+	l := &liveSDK{files: map[string]*asset{}}
+	for _, lang := range []string{"ts", "json"} {
+		files, err := gen.Generate(cat, gen.Options{Lang: lang, Live: true})
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			name, ok := liveNames[f.Name]
+			if !ok {
+				continue // ferry.d.ts: served from the browser client's own
+			}
+			ct := "text/javascript; charset=utf-8"
+			switch {
+			case strings.HasSuffix(name, ".json"):
+				ct = "application/json"
+			case strings.HasSuffix(name, ".d.ts"):
+				ct = "text/plain; charset=utf-8"
+			}
+			l.files[name] = newAsset(ct, string(f.Data), false)
+		}
+	}
+	return l, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferrygw/ferry/gateway"
 	"github.com/ferrygw/ferry/gateway/config"
+	"github.com/ferrygw/ferry/gen"
 	"github.com/ferrygw/ferry/wasm/assets"
 )
 
@@ -158,8 +159,8 @@ func TestDemoPage(t *testing.T) {
 	w := get(assetHandler(t), "GET", "/", nil)
 	body := w.Body.String()
 	for _, want := range []string{
-		`import * as ferry from "/ferry/ferry.js"`,
-		`const tunnelPath = "/tunnel";`,
+		`import * as sdk from "/ferry/sdk.js"`,
+		`const sock = await api.echo();`,
 		`const echoServices = new Set(["echo"]);`,
 		`<option value="echo" selected>echo</option>`,
 		`ferry connect ws://127.0.0.1:8080/tunnel echo`,
@@ -170,5 +171,59 @@ func TestDemoPage(t *testing.T) {
 	}
 	if w.Code != 200 || w.Result().Header.Get("Content-Type") != "text/html; charset=utf-8" {
 		t.Errorf("%d %q", w.Code, w.Result().Header.Get("Content-Type"))
+	}
+}
+
+// TestLiveSDK checks /ferry/sdk.js, sdk.d.ts and services.json: generated
+// from the running config's public services only, with an ETag.
+func TestLiveSDK(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load("../gen/testdata/sdk.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gateway.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := srv.Handler()
+	for _, tc := range []struct {
+		path, ctype string
+		want        []string
+	}{
+		{"/ferry/sdk.js", "text/javascript; charset=utf-8", []string{gen.Header, `import * as ferry from "./ferry.js";`, "const base = import.meta.url;", "async chat() {", "echo() {"}},
+		{"/ferry/sdk.d.ts", "text/plain; charset=utf-8", []string{gen.Header, "chat(): Promise<LinesChannel>;", "echo(): Promise<FerrySocket>;"}},
+		{"/ferry/services.json", "application/json", []string{`"format": "ferry.services"`, `"name": "chat"`}},
+	} {
+		w := get(h, "GET", tc.path, nil)
+		body := w.Body.String()
+		if w.Code != 200 || w.Result().Header.Get("Content-Type") != tc.ctype {
+			t.Errorf("%s: %d %q", tc.path, w.Code, w.Result().Header.Get("Content-Type"))
+		}
+		for _, want := range tc.want {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s lacks %s", tc.path, want)
+			}
+		}
+		// Private services stay out of what a script import can see.
+		for _, private := range []string{"redis-cache", "frames_u32", "2fa"} {
+			if strings.Contains(body, private) {
+				t.Errorf("%s names the private service %s", tc.path, private)
+			}
+		}
+		etag := w.Result().Header.Get("ETag")
+		if etag == "" || w.Result().Header.Get("Cache-Control") != "public, no-cache" {
+			t.Errorf("%s: ETag %q, Cache-Control %q", tc.path, etag, w.Result().Header.Get("Cache-Control"))
+		}
+		if w := get(h, "GET", tc.path, map[string]string{"If-None-Match": etag}); w.Code != http.StatusNotModified {
+			t.Errorf("%s with its ETag: %d", tc.path, w.Code)
+		}
+	}
+	cat, err := gen.ParseCatalog(get(h, "GET", "/ferry/services.json", nil).Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cat.Services) != 2 || cat.Services[0].Name != "chat" || cat.Services[0].MaxMessage != 65536 || cat.Services[1].Name != "echo" {
+		t.Errorf("catalog %+v", cat.Services)
 	}
 }

@@ -3,6 +3,8 @@ package gateway
 import (
 	"bytes"
 	_ "embed"
+	"fmt"
+	"github.com/ferrygw/ferry/gen"
 	"html/template"
 	"net/http"
 	"slices"
@@ -38,6 +40,7 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(echoes)
 	data := struct {
 		TunnelURL, TunnelPath, DefaultService string
+		DefaultCall                           string // the SDK call that opens DefaultService
 		Services                              []pageService
 		EchoServices                          []string
 	}{TunnelPath: s.cfg.Server.TunnelPath, Services: svcs, EchoServices: echoes}
@@ -52,6 +55,11 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 			data.DefaultService = svcs[i].Name
 			break
 		}
+	}
+	if svc := s.cfg.Services[data.DefaultService]; svc != nil && svc.Public && !svc.Framed() {
+		data.DefaultCall = gen.TSIdent(svc.Name) + "()"
+	} else {
+		data.DefaultCall = fmt.Sprintf("dial(%q)", data.DefaultService)
 	}
 	// The URL the browser knows the gateway by: behind a trusted proxy,
 	// the proxy's.

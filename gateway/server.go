@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrygw/ferry/gateway/config"
@@ -53,6 +54,7 @@ type Server struct {
 	now    func() time.Time
 	count  counters
 	anyPub bool // some service is public: handshakes without a credential are let in
+	sdk    atomic.Pointer[liveSDK]
 	http   *http.Server
 
 	mu       sync.Mutex
@@ -118,6 +120,11 @@ func New(cfg *config.Config, opts *Options) (*Server, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	s.jwt = v
+	sdk, err := newLiveSDK(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: the live SDK (/ferry/sdk.js): %w", err)
+	}
+	s.sdk.Store(sdk)
 	return s, nil
 }
 
@@ -134,7 +141,7 @@ func (s *Server) Handler() http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("/{$}", s.servePage)
-	mux.HandleFunc(assetPrefix, serveAsset)
+	mux.HandleFunc(assetPrefix, s.serveAsset)
 	return s.checkHost(mux)
 }
 

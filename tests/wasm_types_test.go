@@ -31,11 +31,18 @@ var typescriptPeer = &peer{
 func TestWasmTypes(t *testing.T) {
 	t.Parallel()
 	typescriptPeer.require(t)
-	dir := t.TempDir()
-	for src, dst := range map[string]string{
+	runTSC(t, "ferry_usage.ts", map[string]string{
 		"../wasm/assets/ferry.d.ts": "ferry.d.ts",
 		"testdata/ferry_usage.ts":   "ferry_usage.ts",
-	} {
+	})
+}
+
+// runTSC copies files (source path to name) into a fresh folder and runs
+// tsc --strict on program there.
+func runTSC(t *testing.T, program string, files map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	for src, dst := range files {
 		b, err := os.ReadFile(src)
 		if err != nil {
 			t.Fatal(err)
@@ -52,7 +59,7 @@ func TestWasmTypes(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", tsc, "--strict", "--noEmit", "--noUnusedLocals",
 		"--target", "es2022", "--module", "es2022", "--moduleResolution", "bundler",
-		"--lib", "es2022,dom,dom.iterable", "ferry_usage.ts")
+		"--lib", "es2022,dom,dom.iterable", program)
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tsc --strict: %v\n%s", err, out)
