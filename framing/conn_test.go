@@ -106,7 +106,9 @@ func TestRecvInterrupted(t *testing.T) {
 					}
 
 					close(rest)
-					msg, err := c.recv(context.Background())
+					ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					msg, err := c.recv(ctx)
 					if err != nil || msg != "hello, world" {
 						t.Errorf("next Recv: %q, %v", msg, err)
 					}

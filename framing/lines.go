@@ -133,7 +133,7 @@ func (l *LinesConn) scan() (string, bool, error) {
 	i := bytes.IndexByte(buf, '\n')
 	if i < 0 {
 		n := len(l.line) + len(buf)
-		if n > l.c.max+1 {
+		if n-1 > l.c.max { // not n > max+1, which overflows for the largest max
 			return "", false, tooLarge(true, true, int64(n), l.c.max)
 		}
 		l.line = append(l.line, buf...)
@@ -153,7 +153,7 @@ func (l *LinesConn) scan() (string, bool, error) {
 		msg, err := l.message(buf[:i], true)
 		return msg, err == nil, err
 	}
-	if n := len(l.line) + i; n > l.c.max+1 {
+	if n := len(l.line) + i; n-1 > l.c.max {
 		last := l.line[len(l.line)-1]
 		if i > 0 {
 			last = buf[i-1]

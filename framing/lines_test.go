@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLinesRecv(t *testing.T) {
@@ -56,6 +58,7 @@ func TestLinesRecv(t *testing.T) {
 		{"long line over max", 10000, "a\n" + long + "a\n", []string{"a"}, ErrTooLarge},
 		{"long line over max, CRLF", 10000, long + "a\r\n", nil, ErrTooLarge},
 		{"long final line", 10000, long, []string{long}, io.EOF},
+		{"largest max", math.MaxInt, "a\n" + long + "\r\nb", []string{"a", long, "b"}, io.EOF},
 	}
 	for _, tr := range transports {
 		for _, tc := range cases {
@@ -219,7 +222,9 @@ func TestLinesBounded(t *testing.T) {
 					}
 				}()
 				l := NewLines(cc, max)
-				_, err := l.Recv(context.Background())
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_, err := l.Recv(ctx)
 				if !errors.Is(err, ErrTooLarge) {
 					t.Errorf("Recv: %v, want ErrTooLarge", err)
 				}
