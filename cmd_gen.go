@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -95,7 +93,7 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	if *check {
-		stale := checkFiles(*out, files)
+		stale := gen.Stale(*out, files)
 		if len(stale) > 0 {
 			fmt.Fprintf(stderr, "ferry gen -check: %s is stale for %s:\n", *out, source)
 			for _, s := range stale {
@@ -164,38 +162,6 @@ func fetchCatalog(ctx context.Context, u string) (*gen.Catalog, error) {
 		return nil, fmt.Errorf("HTTP %s", resp.Status)
 	}
 	return gen.ParseCatalog(body)
-}
-
-// checkFiles compares files with what dir holds and returns a line for
-// each file that is missing or differs.
-func checkFiles(dir string, files []gen.File) []string {
-	var stale []string
-	for _, f := range files {
-		have, err := os.ReadFile(filepath.Join(dir, f.Name))
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			stale = append(stale, f.Name+": missing")
-		case err != nil:
-			stale = append(stale, fmt.Sprintf("%s: %v", f.Name, err))
-		case !bytes.Equal(have, f.Data):
-			stale = append(stale, fmt.Sprintf("%s: differs from line %d", f.Name, firstDiffLine(have, f.Data)))
-		}
-	}
-	return stale
-}
-
-// firstDiffLine returns the 1-based line of the first difference.
-func firstDiffLine(a, b []byte) int {
-	line := 1
-	for i := 0; i < len(a) && i < len(b); i++ {
-		if a[i] != b[i] {
-			return line
-		}
-		if a[i] == '\n' {
-			line++
-		}
-	}
-	return line
 }
 
 // writeFiles writes files into dir, each through a temporary file and a

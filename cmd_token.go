@@ -8,12 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
 	"strconv"
 	"strings"
-)
 
-var serviceNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	"github.com/ferrygw/ferry/gateway/config"
+)
 
 // newToken returns a fresh token (32 random bytes, base64url: characters
 // that fit in a header token) and the hex SHA-256 the config stores.
@@ -42,7 +41,7 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
-		if !serviceNameRE.MatchString(s) {
+		if !config.ValidServiceName(s) {
 			fmt.Fprintf(stderr, "ferry token new: %q is not a service name (lowercase letters, digits, . _ -)\n", s)
 			return 2
 		}

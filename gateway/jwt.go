@@ -37,10 +37,6 @@ func newJWTVerifier(auth config.Auth, now func() time.Time) (*jwtVerifier, error
 	})}, nil
 }
 
-// looksLikeJWT reports whether a token has the three dot-separated parts
-// of a JWT; static tokens are base64url and have no dots.
-func looksLikeJWT(tok string) bool { return claims.LooksLikeJWT(tok) }
-
 // verify checks a JWT and returns its credential, or an error that says
 // why, fit to show the client.
 func (v *jwtVerifier) verify(tok string) (*credential, error) {

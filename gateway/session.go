@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrygw/ferry/claims"
 	"github.com/ferrygw/ferry/compress"
 	"github.com/ferrygw/ferry/gateway/config"
 	"github.com/ferrygw/ferry/tunnel"
@@ -271,7 +272,7 @@ func (s *Server) authenticate(r *http.Request) (*credential, *refusal) {
 	case tok == "":
 		return &credential{}, nil
 	}
-	if looksLikeJWT(tok) {
+	if claims.LooksLikeJWT(tok) {
 		if s.jwt == nil {
 			return nil, &refusal{http.StatusUnauthorized, 4401, "this gateway does not accept signed tokens"}
 		}

@@ -122,7 +122,7 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	var errs []error
 	for i := range c.Services {
 		s := &c.Services[i]
-		if !serviceName(s.Name) {
+		if !config.ValidServiceName(s.Name) {
 			errs = append(errs, fmt.Errorf("catalog: services[%d]: invalid service name %q", i, s.Name))
 			continue
 		}
@@ -151,20 +151,4 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	}
 	c.Comment = Header
 	return &c, nil
-}
-
-// serviceName reports whether s is a valid service name: 1 to 63 of a-z,
-// 0-9, ".", "_", "-", starting with a letter or digit.
-func serviceName(s string) bool {
-	if len(s) < 1 || len(s) > 63 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
-		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
-			return false
-		}
-	}
-	return true
 }

@@ -1,7 +1,11 @@
 package gen
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -95,13 +99,8 @@ var goKeywords = []string{
 // PackageFor returns the default Go package name for an output folder:
 // its base name in lowercase, with characters outside [a-z0-9_] dropped.
 func PackageFor(dir string) string {
-	base := dir
-	if i := strings.LastIndexAny(strings.TrimRight(dir, `/\`), `/\`); i >= 0 {
-		base = dir[i+1:]
-	}
-	base = strings.TrimRight(base, `/\`)
 	var b strings.Builder
-	for _, r := range strings.ToLower(base) {
+	for _, r := range strings.ToLower(filepath.Base(dir)) {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
 			b.WriteRune(r)
 		}
@@ -129,4 +128,37 @@ func mapping(c *Catalog, prefix string, lang func(Identifiers) string) string {
 		fmt.Fprintf(&b, "%s  %-*s  %s\n", prefix, w, s.Name, lang(s.Identifiers))
 	}
 	return b.String()
+}
+
+// Stale compares files with what dir holds and returns a line for each
+// file that is missing or differs ("ferry-sdk.js: differs from line 12"),
+// or nil when dir is current.
+func Stale(dir string, files []File) []string {
+	var stale []string
+	for _, f := range files {
+		have, err := os.ReadFile(filepath.Join(dir, f.Name))
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			stale = append(stale, f.Name+": missing")
+		case err != nil:
+			stale = append(stale, fmt.Sprintf("%s: %v", f.Name, err))
+		case !bytes.Equal(have, f.Data):
+			stale = append(stale, fmt.Sprintf("%s: differs from line %d", f.Name, firstDiffLine(have, f.Data)))
+		}
+	}
+	return stale
+}
+
+// firstDiffLine returns the 1-based line of the first difference.
+func firstDiffLine(a, b []byte) int {
+	line := 1
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			break
+		}
+		if a[i] == '\n' {
+			line++
+		}
+	}
+	return line
 }

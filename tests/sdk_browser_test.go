@@ -2,41 +2,21 @@ package tests
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 )
 
 // lineFlood writes numbered 1 KiB lines ("000042 xxx...\n") to each
-// connection until 64 MiB are out. A write that makes no progress for
-// 500 ms is a stall: the peer reads nothing; it is reported once on
-// stalls with the bytes written so far, and writing goes on, blocking.
+// connection until 64 MiB are out, through a stallWriter.
 func lineFlood(t *testing.T, stalls chan<- floodStall) string {
 	return tcpServer(t, func(c net.Conn) {
-		var written int64
-		reported := false
-		for n := 0; written < 64<<20; n++ {
-			line := []byte(fmt.Sprintf("%06d %s\n", n, strings.Repeat("x", 1016)))
-			for len(line) > 0 {
-				if !reported {
-					c.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
-				}
-				m, err := c.Write(line)
-				line = line[m:]
-				written += int64(m)
-				if errors.Is(err, os.ErrDeadlineExceeded) && !reported {
-					reported = true
-					c.SetWriteDeadline(time.Time{})
-					stalls <- floodStall{written: written, stalled: true}
-					continue
-				}
-				if err != nil {
-					return
-				}
+		w := &stallWriter{c: c, stalls: stalls}
+		for n := 0; w.written < 64<<20; n++ {
+			if w.write([]byte(fmt.Sprintf("%06d %s\n", n, strings.Repeat("x", 1016)))) != nil {
+				return
 			}
 		}
 	})

@@ -138,41 +138,55 @@ type floodStall struct {
 	stalled bool
 }
 
+// stallWriter writes to a backend connection and reports, once, the
+// first write that makes no progress for 500 ms: a stall, the peer reads
+// nothing. Writing then goes on, blocking, until the peer reads again.
+type stallWriter struct {
+	c        net.Conn
+	stalls   chan<- floodStall
+	written  int64
+	reported bool
+}
+
+func (w *stallWriter) write(p []byte) error {
+	for len(p) > 0 {
+		if !w.reported {
+			w.c.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+		}
+		m, err := w.c.Write(p)
+		p = p[m:]
+		w.written += int64(m)
+		if errors.Is(err, os.ErrDeadlineExceeded) && !w.reported {
+			w.reported = true
+			w.c.SetWriteDeadline(time.Time{})
+			w.stalls <- floodStall{written: w.written, stalled: true}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // floodBackend writes total bytes (byte i is i mod 251) to each
-// connection, then closes it. A write that makes no progress for 500 ms is
-// a stall: the peer reads nothing. The first one is reported on stalls,
-// and writing goes on, blocking, until the peer reads again.
+// connection, then closes it, through a stallWriter; a connection that
+// never stalled reports what it wrote at the end.
 func floodBackend(t *testing.T, total int64, stalls chan<- floodStall) string {
 	return tcpServer(t, func(c net.Conn) {
 		buf := make([]byte, 64<<10)
-		var written int64
-		reported := false
-		for written < total {
-			n := int(min(int64(len(buf)), total-written))
+		w := &stallWriter{c: c, stalls: stalls}
+		for w.written < total {
+			n := int(min(int64(len(buf)), total-w.written))
 			for i := range n {
-				buf[i] = byte((written + int64(i)) % 251)
+				buf[i] = byte((w.written + int64(i)) % 251)
 			}
-			p := buf[:n]
-			for len(p) > 0 {
-				if !reported {
-					c.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
-				}
-				m, err := c.Write(p)
-				p = p[m:]
-				written += int64(m)
-				if errors.Is(err, os.ErrDeadlineExceeded) && !reported {
-					reported = true
-					c.SetWriteDeadline(time.Time{})
-					stalls <- floodStall{written: written, stalled: true}
-					continue
-				}
-				if err != nil {
-					return
-				}
+			if w.write(buf[:n]) != nil {
+				return
 			}
 		}
-		if !reported {
-			stalls <- floodStall{written: written}
+		if !w.reported {
+			stalls <- floodStall{written: w.written}
 		}
 	})
 }

@@ -12,6 +12,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/ferrygw/ferry/internal/testnet"
 )
 
 // rawFrame builds one frame by hand, independently of putHeader, so tests
@@ -47,33 +49,7 @@ func rawFrame(fin bool, rsv byte, op Opcode, masked bool, payload []byte) []byte
 }
 
 // tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t testing.TB) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- res{c, err}
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	t.Cleanup(func() { a.Close(); r.c.Close() })
-	return a, r.c
-}
+func tcpPair(t testing.TB) (net.Conn, net.Conn) { return testnet.TCPPair(t) }
 
 // rawPeer pairs a Conn (server when client is false) with the raw TCP end
 // of its peer.

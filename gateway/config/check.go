@@ -332,9 +332,13 @@ func checkSHA256(s string) error {
 
 var serviceNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
+// ValidServiceName reports whether s can name a service: 1 to 63 of a-z,
+// 0-9, ".", "_", "-", starting with a letter or digit.
+func ValidServiceName(s string) bool { return serviceNameRE.MatchString(s) }
+
 // checkServiceName checks a service's name (its key under [services]).
 func checkServiceName(s string) error {
-	if !serviceNameRE.MatchString(s) {
+	if !ValidServiceName(s) {
 		return fmt.Errorf(`invalid service name %q: want 1 to 63 of a-z, 0-9, ".", "_", "-", starting with a letter or digit`, s)
 	}
 	return nil
