@@ -18,6 +18,26 @@ type credential struct {
 	services map[string]bool // services the token may open
 	all      bool            // the token may open every service
 	expires  time.Time       // a signed token's exp; zero for static tokens
+	// label is the credential in metrics: a named static token's name,
+	// "unnamed", "jwt" or "anonymous" (bounded by the config).
+	label string
+}
+
+// logName is the credential in log lines: the token's name (or the start
+// of its hash), a JWT's subject, or "anonymous". Never the token.
+func (c *credential) logName() string {
+	if c.anonymous() {
+		return "anonymous"
+	}
+	return c.name
+}
+
+// metricLabel is the credential's label in metrics.
+func (c *credential) metricLabel() string {
+	if c.label == "" {
+		return "anonymous"
+	}
+	return c.label
 }
 
 // expired reports whether a signed token has expired by now.
@@ -50,9 +70,10 @@ func newTokenTable(tokens []config.Token) *tokenTable {
 		}
 		var h [32]byte
 		copy(h[:], raw)
-		c := &credential{name: tok.Name, services: map[string]bool{}}
+		c := &credential{name: tok.Name, services: map[string]bool{}, label: tok.Name}
 		if c.name == "" {
 			c.name = "token-" + tok.SHA256[:8]
+			c.label = "unnamed"
 		}
 		for _, s := range tok.Services {
 			if s == "*" {

@@ -22,16 +22,16 @@ const builtinEcho = "builtin:echo"
 
 // dialBackend connects to a service's backend within the dial timeout and
 // maps failures to an open status with a readable message.
-func (s *Server) dialBackend(ctx context.Context, svc *config.Service) (net.Conn, tunnel.OpenStatus, string) {
+func (s *Server) dialBackend(ctx context.Context, cfg *config.Config, svc *config.Service) (net.Conn, tunnel.OpenStatus, string) {
 	if strings.HasPrefix(svc.Backend, "builtin:") {
 		if svc.Backend != builtinEcho {
 			return nil, tunnel.OpenUnreachable, "unknown built-in backend " + svc.Backend
 		}
 		return newEchoConn(), tunnel.OpenOK, ""
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Limits.DialTimeout.Duration)
+	ctx, cancel := context.WithTimeout(ctx, cfg.Limits.DialTimeout.Duration)
 	defer cancel()
-	addrs, status, msg := s.resolveBackend(ctx, svc)
+	addrs, status, msg := s.resolveBackend(ctx, cfg, svc)
 	if status != tunnel.OpenOK {
 		return nil, status, msg
 	}
@@ -45,17 +45,17 @@ func (s *Server) dialBackend(ctx context.Context, svc *config.Service) (net.Conn
 			return nc, tunnel.OpenOK, ""
 		}
 	}
+	s.log.Warn("backend dial failed", "service", svc.Name, "backend", svc.Backend, "error", err.Error())
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return nil, tunnel.OpenRefused, fmt.Sprintf("%s refused the connection", svc.Name)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
-		return nil, tunnel.OpenTimeout, fmt.Sprintf("%s did not answer within %s", svc.Name, s.cfg.Limits.DialTimeout.Duration)
+		return nil, tunnel.OpenTimeout, fmt.Sprintf("%s did not answer within %s", svc.Name, cfg.Limits.DialTimeout.Duration)
 	default:
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return nil, tunnel.OpenTimeout, fmt.Sprintf("%s did not answer within %s", svc.Name, s.cfg.Limits.DialTimeout.Duration)
+			return nil, tunnel.OpenTimeout, fmt.Sprintf("%s did not answer within %s", svc.Name, cfg.Limits.DialTimeout.Duration)
 		}
-		s.logf("dial %s (%s): %v", svc.Name, svc.Backend, err)
 		return nil, tunnel.OpenUnreachable, fmt.Sprintf("cannot reach %s", svc.Name)
 	}
 }
@@ -64,7 +64,7 @@ func (s *Server) dialBackend(ctx context.Context, svc *config.Service) (net.Conn
 // dialed: a literal address, or every address its name resolves to, less
 // those in [network] deny. Backends are fixed by the config; clients only
 // name services.
-func (s *Server) resolveBackend(ctx context.Context, svc *config.Service) ([]netip.AddrPort, tunnel.OpenStatus, string) {
+func (s *Server) resolveBackend(ctx context.Context, cfg *config.Config, svc *config.Service) ([]netip.AddrPort, tunnel.OpenStatus, string) {
 	host, portStr, err := net.SplitHostPort(svc.Backend)
 	if err != nil {
 		return nil, tunnel.OpenUnreachable, "bad backend address for " + svc.Name
@@ -79,15 +79,15 @@ func (s *Server) resolveBackend(ctx context.Context, svc *config.Service) ([]net
 	} else {
 		ips, err = s.resolver.LookupNetIP(ctx, "ip", host)
 		if err != nil {
-			s.logf("resolve %s (%s): %v", svc.Name, host, err)
+			s.log.Warn("backend dial failed", "service", svc.Name, "backend", svc.Backend, "error", err.Error())
 			return nil, tunnel.OpenUnreachable, fmt.Sprintf("cannot resolve the backend of %s", svc.Name)
 		}
 	}
 	var ok []netip.AddrPort
 	for _, ip := range ips {
-		if s.cfg.Network.Denies(ip) {
+		if cfg.Network.Denies(ip) {
 			s.count.denied.Add(1)
-			s.logf("service %s: backend address %s is in [network] deny; not dialed", svc.Name, ip)
+			s.log.Warn("backend address denied", "service", svc.Name, "backend", svc.Backend, "address", ip.String())
 			continue
 		}
 		ok = append(ok, netip.AddrPortFrom(ip.Unmap(), uint16(port)))

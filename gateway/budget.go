@@ -16,7 +16,7 @@ const defaultReapTimeout = 5 * time.Second
 // [limits] buffer_budget (see config.Config.SessionWorst for what is
 // charged when).
 type budget struct {
-	limit int64
+	limit atomic.Int64 // a reload may change it
 	used  atomic.Int64
 }
 
@@ -24,7 +24,7 @@ type budget struct {
 func (b *budget) reserve(n int64) bool {
 	for {
 		u := b.used.Load()
-		if u+n > b.limit {
+		if u+n > b.limit.Load() {
 			return false
 		}
 		if b.used.CompareAndSwap(u, u+n) {

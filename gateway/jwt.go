@@ -44,7 +44,7 @@ func (v *jwtVerifier) verify(tok string) (*credential, error) {
 	if err != nil {
 		return nil, err
 	}
-	cred := &credential{name: claims.Name(tok, c), services: map[string]bool{}, expires: c.Expires}
+	cred := &credential{name: claims.Name(tok, c), services: map[string]bool{}, expires: c.Expires, label: "jwt"}
 	for _, s := range c.Services {
 		cred.services[s] = true
 	}

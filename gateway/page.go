@@ -30,7 +30,8 @@ type pageService struct {
 func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 	var svcs []pageService
 	echoes := []string{}
-	for _, svc := range s.cfg.Services {
+	cfg := s.config()
+	for _, svc := range cfg.Services {
 		svcs = append(svcs, pageService{svc.Name, svc.Description, svc.Public})
 		if svc.Backend == builtinEcho {
 			echoes = append(echoes, svc.Name)
@@ -43,7 +44,7 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 		DefaultCall                           string // the SDK call that opens DefaultService
 		Services                              []pageService
 		EchoServices                          []string
-	}{TunnelPath: s.cfg.Server.TunnelPath, Services: svcs, EchoServices: echoes}
+	}{TunnelPath: cfg.Server.TunnelPath, Services: svcs, EchoServices: echoes}
 	// The demo starts with a public echo service, else a public one,
 	// else the first.
 	for _, pick := range []func(pageService) bool{
@@ -56,7 +57,7 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	if svc := s.cfg.Services[data.DefaultService]; svc != nil && svc.Public && !svc.Framed() {
+	if svc := cfg.Services[data.DefaultService]; svc != nil && svc.Public && !svc.Framed() {
 		data.DefaultCall = gen.TSIdent(svc.Name) + "()"
 	} else {
 		data.DefaultCall = fmt.Sprintf("dial(%q)", data.DefaultService)
@@ -68,7 +69,7 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 	if scheme == "https" {
 		ws = "wss"
 	}
-	data.TunnelURL = ws + "://" + host + s.cfg.Server.TunnelPath
+	data.TunnelURL = ws + "://" + host + cfg.Server.TunnelPath
 	var page bytes.Buffer
 	if err := pageTmpl.Execute(&page, data); err != nil {
 		http.Error(w, "the page failed: "+err.Error(), http.StatusInternalServerError)

@@ -24,6 +24,7 @@ type Stats struct {
 	RefusedSessions  int64 // session limits: total, per address, per token (503, 429 / 4429)
 	RefusedPending   int64 // too many handshakes in progress (503)
 	RefusedBadHello  int64 // not a Ferry handshake (400)
+	RefusedDraining  int64 // handshakes while the gateway drains (503 with Retry-After)
 	StreamsOpened    int64
 	StreamsForbidden int64 // stream opens the credential did not allow, or after expiry
 	StreamsLimited   int64 // stream opens over max_streams_per_session
@@ -37,6 +38,7 @@ type Stats struct {
 
 type counters struct {
 	sessions, origin, host, auth, rate, sessionLimit, pending, badHello atomic.Int64
+	draining                                                            atomic.Int64
 	streams, streamsForbidden, streamsLimited, denied                   atomic.Int64
 	busy, reaped, keepalive, expired                                    atomic.Int64
 }
@@ -47,7 +49,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Sessions: c.sessions.Load(), RefusedOrigin: c.origin.Load(), RefusedHost: c.host.Load(), RefusedAuth: c.auth.Load(),
 		RefusedRate: c.rate.Load(), RefusedSessions: c.sessionLimit.Load(), RefusedPending: c.pending.Load(),
-		RefusedBadHello: c.badHello.Load(), StreamsOpened: c.streams.Load(), StreamsForbidden: c.streamsForbidden.Load(),
+		RefusedBadHello: c.badHello.Load(), RefusedDraining: c.draining.Load(), StreamsOpened: c.streams.Load(), StreamsForbidden: c.streamsForbidden.Load(),
 		StreamsLimited: c.streamsLimited.Load(), BackendDenied: c.denied.Load(),
 		Busy: c.busy.Load(), StreamsReaped: c.reaped.Load(), KeepaliveDeaths: c.keepalive.Load(),
 		TokensExpired: c.expired.Load(), BufferReserved: s.budget.used.Load(),
@@ -84,7 +86,7 @@ func (s *Server) clientIP(r *http.Request) string {
 
 func (s *Server) trusted(a netip.Addr) bool {
 	a = a.Unmap()
-	for _, p := range s.cfg.Server.TrustedProxies {
+	for _, p := range s.config().Server.TrustedProxies {
 		if p.Contains(a) {
 			return true
 		}
@@ -151,7 +153,7 @@ func (s *Server) originAllowed(r *http.Request, origin string) bool {
 	if err == nil && u.Host != "" && strings.EqualFold(hostWithPort(u.Host, u.Scheme), hostWithPort(host, scheme)) {
 		return true
 	}
-	return s.cfg.Server.AllowsOrigin(strings.ToLower(origin))
+	return s.config().Server.AllowsOrigin(strings.ToLower(origin))
 }
 
 // hostRefusal says why the gateway does not answer r's Host, or returns ""
@@ -173,7 +175,7 @@ func (s *Server) hostRefusal(r *http.Request) string {
 	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
 		return ""
 	}
-	hosts := &s.cfg.Server
+	hosts := &s.config().Server
 	switch {
 	case hosts.AllowsHost(name):
 		return ""
@@ -209,6 +211,7 @@ func (s *Server) checkHost(next http.Handler) http.Handler {
 		if r.URL.Path != "/healthz" {
 			if reason := s.hostRefusal(r); reason != "" {
 				s.count.host.Add(1)
+				s.log.Warn("request refused", "peer", s.clientIP(r), "reason", "host", "status", http.StatusForbidden, "message", reason, "path", r.URL.Path)
 				http.Error(w, reason, http.StatusForbidden)
 				return
 			}

@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -18,8 +17,13 @@ import (
 
 // Options are the parts of a gateway that are not configuration.
 type Options struct {
-	// Log receives one line per notable event; nil discards.
-	Log *log.Logger
+	// Log receives the access lines (one per session, stream, refusal and
+	// backend dial failure) and the gateway's events; nil discards. No
+	// line holds a token, a JWT or a secret.
+	Log *slog.Logger
+	// Level, when set, is the level Log's handler filters at: a reload
+	// sets it to the new [log] level.
+	Level *slog.LevelVar
 	// Resolver looks up backend host names (default net.DefaultResolver).
 	// Every address it returns is checked against [network] deny before
 	// it is dialed.
@@ -32,15 +36,15 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Server is a gateway. Create it with New, serve with Serve or Handler, and
-// stop it with Shutdown.
+// Server is a gateway. Create it with New, serve with Serve or Handler,
+// change its config with Reload and stop it with Shutdown.
 type Server struct {
-	cfg     *config.Config
-	log     *log.Logger
-	tokens  *tokenTable
-	jwt     *jwtVerifier
-	limiter *rateLimiter
-	budget  budget // buffer space reserved by sessions and streams
+	state    atomic.Pointer[state] // the config of the moment; see Reload
+	reloadMu sync.Mutex            // one reload at a time
+	log      *slog.Logger
+	level    *slog.LevelVar
+	metrics  *metrics
+	budget   budget // buffer space reserved by sessions and streams
 	// reapTimeout is how long a stream this side closed may take to be
 	// closed by the client before it is reset (defaultReapTimeout).
 	reapTimeout time.Duration
@@ -50,23 +54,27 @@ type Server struct {
 	resolver    interface {
 		LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 	}
-	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
-	now    func() time.Time
-	count  counters
-	anyPub bool // some service is public: handshakes without a credential are let in
-	sdk    atomic.Pointer[liveSDK]
-	http   *http.Server
+	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
+	now   func() time.Time
+	count counters
+	sdk   atomic.Pointer[liveSDK]
+	http  *http.Server
+	// wireIn and wireOut add up the wire bytes of ended sessions; the
+	// metric adds the open ones' at scrape time.
+	wireIn, wireOut atomic.Int64
 
-	mu       sync.Mutex
-	sessions map[*session]struct{}
-	perIP    map[string]int
-	perToken map[string]int
-	admitted int // sessions admitted, those still in their handshake included
-	draining bool
-	streams  sync.WaitGroup // every open stream, for draining
-	sessWG   sync.WaitGroup // every session goroutine
-	pending  chan struct{}  // handshakes in progress (a semaphore)
-	closers  chan struct{}  // refused browser WebSockets being closed (a semaphore)
+	mu        sync.Mutex
+	sessions  map[*session]struct{}
+	live      map[*liveStream]struct{} // streams connected to a backend
+	perIP     map[string]int
+	perToken  map[string]int
+	admitted  int // sessions admitted, those still in their handshake included
+	draining  bool
+	drained   chan struct{}  // closed when draining and the last session has ended
+	drainDone bool           // drained is closed
+	sessWG    sync.WaitGroup // every session goroutine
+	pending   chan struct{}  // handshakes in progress (a semaphore)
+	closers   chan struct{}  // refused browser WebSockets being closed (a semaphore)
 }
 
 // New returns a gateway for cfg, which must be valid (config.Parse checks).
@@ -78,20 +86,19 @@ func New(cfg *config.Config, opts *Options) (*Server, error) {
 		opts = &Options{}
 	}
 	s := &Server{
-		cfg:      cfg,
 		log:      opts.Log,
-		tokens:   newTokenTable(cfg.Tokens),
+		level:    opts.Level,
 		sessions: map[*session]struct{}{},
+		live:     map[*liveStream]struct{}{},
 		perIP:    map[string]int{},
 		perToken: map[string]int{},
+		drained:  make(chan struct{}),
 	}
 	if s.log == nil {
-		s.log = log.New(io.Discard, "", 0)
+		s.log = slog.New(slog.DiscardHandler)
 	}
-	for _, svc := range cfg.Services {
-		if svc.Public {
-			s.anyPub = true
-		}
+	if s.level == nil {
+		s.level = new(slog.LevelVar)
 	}
 	n := cfg.Limits.MaxPendingHandshakes
 	if n <= 0 {
@@ -112,34 +119,24 @@ func New(cfg *config.Config, opts *Options) (*Server, error) {
 		d := &net.Dialer{KeepAlive: 30 * time.Second}
 		s.dial = d.DialContext
 	}
-	s.limiter = newRateLimiter(cfg.Limits.HandshakesPerSecondPerIP, s.now)
-	s.budget.limit = int64(cfg.Limits.BufferBudget)
+	s.budget.limit.Store(int64(cfg.Limits.BufferBudget))
 	s.reapTimeout = defaultReapTimeout
-	v, err := newJWTVerifier(cfg.Auth, s.now)
+	st, err := s.newState(cfg, nil)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	s.jwt = v
-	sdk, err := newLiveSDK(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: the live SDK (/ferry/sdk.js): %w", err)
-	}
-	s.sdk.Store(sdk)
+	s.state.Store(st)
+	s.sdk.Store(st.sdk)
+	s.metrics = newMetrics(s)
 	return s, nil
 }
-
-func (s *Server) logf(format string, args ...any) { s.log.Printf(format, args...) }
 
 // Handler returns the gateway's HTTP routes: the tunnel path, /healthz and
 // the demo page at /.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc(s.cfg.Server.TunnelPath, s.serveTunnel)
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		io.WriteString(w, "ok\n")
-	})
+	mux.HandleFunc(s.config().Server.TunnelPath, s.serveTunnel)
+	mux.HandleFunc("/healthz", serveHealthz)
 	mux.HandleFunc("/{$}", s.servePage)
 	mux.HandleFunc(assetPrefix, s.serveAsset)
 	return s.checkHost(mux)
@@ -148,11 +145,16 @@ func (s *Server) Handler() http.Handler {
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
+	if s.draining { // Shutdown came first
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
 	s.http = &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: s.cfg.Server.HandshakeTimeout.Duration,
+		ReadHeaderTimeout: s.config().Server.HandshakeTimeout.Duration,
 		IdleTimeout:       httpIdleTimeout, // no WriteTimeout: see httpIdleTimeout
-		ErrorLog:          s.log,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	srv := s.http
 	s.mu.Unlock()
@@ -163,50 +165,73 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting tunnels and streams, lets open streams finish
-// until ctx ends (the caller sets it to drain_timeout), then closes every
-// tunnel with 1001 going away.
+// Shutdown drains the gateway (docs/PROTOCOL.md §5): /readyz turns 503
+// and new tunnel handshakes get 503 with a Retry-After at once, while the
+// listener stays up; every session is sent a yamux GoAway at once, so its
+// client opens new streams on a new tunnel (to this URL, which may lead
+// to another gateway) while its open streams finish; sessions without
+// open streams are closed with 1001 at once, the others as their last
+// stream ends. When ctx ends (the caller sets it to drain_timeout), the
+// sessions left are closed with 1001. Shutdown returns once every
+// session has ended and the listener is closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	already := s.draining
 	s.draining = true
 	srv := s.http
-	s.mu.Unlock()
-	var err error
-	if srv != nil {
-		err = srv.Shutdown(ctx) // closes listeners and idle HTTP connections
-	}
-	done := make(chan struct{})
-	go func() {
-		s.streams.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		s.logf("drain timeout: closing tunnels with open streams")
-	}
-	s.mu.Lock()
 	sessions := make([]*session, 0, len(s.sessions))
 	for se := range s.sessions {
 		sessions = append(sessions, se)
 	}
-	s.mu.Unlock()
-	// Every tunnel at once: a silent peer costs each close up to its
-	// timeout, which must not add up.
-	var wg sync.WaitGroup
-	for _, se := range sessions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			se.goAway()
-		}()
+	if !already {
+		s.checkDrainedLocked()
 	}
-	wg.Wait()
+	s.mu.Unlock()
+	s.log.Info("draining", "sessions", len(sessions), "drain_timeout", s.config().Server.DrainTimeout.String())
+	for _, se := range sessions {
+		se.drain()
+	}
+	select {
+	case <-s.drained:
+	case <-ctx.Done():
+		s.mu.Lock()
+		sessions = sessions[:0]
+		for se := range s.sessions {
+			sessions = append(sessions, se)
+		}
+		s.mu.Unlock()
+		s.log.Warn("drain timeout: closing the sessions left", "sessions", len(sessions))
+		// Every tunnel at once: a silent peer costs each close up to its
+		// timeout, which must not add up.
+		for _, se := range sessions {
+			go se.goAway()
+		}
+	}
 	s.sessWG.Wait()
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+	var err error
+	if srv != nil {
+		err = srv.Close() // the listener, and what is left of HTTP
+	}
+	if err != nil {
 		return fmt.Errorf("gateway: shutdown: %w", err)
 	}
 	return nil
+}
+
+// checkDrainedLocked closes s.drained once draining has begun and the
+// last session has ended. s.mu is held.
+func (s *Server) checkDrainedLocked() {
+	if s.draining && len(s.sessions) == 0 && !s.drainDone {
+		s.drainDone = true
+		close(s.drained)
+	}
+}
+
+// isDraining reports whether Shutdown has begun.
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
 }
 
 // Sessions returns the number of open tunnels.
@@ -215,3 +240,6 @@ func (s *Server) Sessions() int {
 	defer s.mu.Unlock()
 	return len(s.sessions)
 }
+
+// DrainTimeout is the [server] drain_timeout of the moment.
+func (s *Server) DrainTimeout() time.Duration { return s.config().Server.DrainTimeout.Duration }

@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrygw/ferry/claims"
@@ -21,11 +23,20 @@ import (
 // session is one tunnel: a WebSocket carrying a yamux session.
 type session struct {
 	srv  *Server
+	cfg  *config.Config // the config the session was accepted under
 	ws   *tunnel.Conn
 	view *tunnel.MuxConn // the byte stream yamux runs on
 	mux  *yamux.Session
-	cred *credential
-	ip   string
+	// cred is the session's credential; a reload may replace it with the
+	// same token's new one. admitted is the one it was admitted (and is
+	// counted per token) with.
+	cred     atomic.Pointer[credential]
+	admitted *credential
+	token    string // the presented token, to check again on reload; never logged
+	ip       string
+	origin   string
+	start    time.Time
+	opened   atomic.Int64 // streams connected to a backend
 	// ctx ends when the session does; every backend connection of the
 	// session is aborted then.
 	ctx    context.Context
@@ -44,19 +55,29 @@ type session struct {
 	idle    *time.Timer // closes a session without streams; nil when idle_timeout is 0
 }
 
-func newSession(s *Server, ws *tunnel.Conn, cred *credential, ip string) *session {
-	se := &session{srv: s, ws: ws, view: ws.StreamConn(), cred: cred, ip: ip,
+func newSession(s *Server, cfg *config.Config, ws *tunnel.Conn, h *handshake) *session {
+	se := &session{srv: s, cfg: cfg, ws: ws, view: ws.StreamConn(), admitted: h.cred, token: h.token,
+		ip: h.ip, origin: h.origin, start: time.Now(),
 		refused: make(chan struct{}, config.RefusedStreams), busy: make(chan struct{}, config.BusyStreams),
 		large: newCopySlots(&s.budget)}
+	se.cred.Store(h.cred)
 	se.ctx, se.cancel = context.WithCancel(context.Background())
 	return se
+}
+
+// handshake is what serveTunnel learned of a tunnel handshake.
+type handshake struct {
+	cred   *credential
+	token  string
+	ip     string
+	origin string
 }
 
 // muxConfig is the session's yamux configuration: Ferry's settings with
 // the configured window, and a logger that keeps yamux's first error as
 // the reason to close with.
 func (se *session) muxConfig() *yamux.Config {
-	cfg := tunnel.MuxConfig(uint32(se.srv.cfg.Limits.StreamWindow))
+	cfg := tunnel.MuxConfig(uint32(se.cfg.Limits.StreamWindow))
 	cfg.LogOutput = nil
 	cfg.Logger = &se.muxLog
 	return cfg
@@ -102,10 +123,23 @@ func (l *muxLog) err() string {
 // the reason, since a page cannot read an HTTP refusal; everyone else gets
 // the HTTP status with the reason.
 func (s *Server) serveTunnel(w http.ResponseWriter, r *http.Request) {
+	st := s.state.Load()
+	cfg := st.cfg
+	ip := s.clientIP(r)
+	if s.isDraining() {
+		// A load balancer may still send clients here: they are told to
+		// come back, which their reconnection does, to another gateway.
+		s.count.draining.Add(1)
+		s.logRefusal(r, ip, "draining", http.StatusServiceUnavailable, "the gateway is shutting down")
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter(cfg)))
+		http.Error(w, "the gateway is shutting down; try again", http.StatusServiceUnavailable)
+		return
+	}
 	select {
 	case s.pending <- struct{}{}:
 	default:
 		s.count.pending.Add(1)
+		s.logRefusal(r, ip, "pending", http.StatusServiceUnavailable, "too many handshakes in progress")
 		http.Error(w, "too many handshakes in progress; try again later", http.StatusServiceUnavailable)
 		return
 	}
@@ -121,52 +155,60 @@ func (s *Server) serveTunnel(w http.ResponseWriter, r *http.Request) {
 	origin := r.Header.Get("Origin")
 	if !s.originAllowed(r, origin) {
 		s.count.origin.Add(1)
-		http.Error(w, fmt.Sprintf("origin %s may not open tunnels here (add it to [server] allowed_origins)", origin), http.StatusForbidden)
+		msg := fmt.Sprintf("origin %s may not open tunnels here (add it to [server] allowed_origins)", origin)
+		s.logRefusal(r, ip, "origin", http.StatusForbidden, msg)
+		http.Error(w, msg, http.StatusForbidden)
 		return
 	}
 	if isWebSocket(r) && !tunnelOffered(r) {
 		s.count.badHello.Add(1)
+		s.logRefusal(r, ip, "bad_handshake", http.StatusBadRequest, "no "+tunnel.Subprotocol+" subprotocol")
 		http.Error(w, "the client must offer the WebSocket subprotocol "+tunnel.Subprotocol, http.StatusBadRequest)
 		return
 	}
 	browser := origin != "" && isWebSocket(r)
-	ip := s.clientIP(r)
-	if !s.limiter.allow(ip) {
+	if !st.limiter.allow(ip) {
 		s.count.rate.Add(1)
 		// Always plain HTTP: a WebSocket accepted only to be closed would
 		// cost a connection per refused handshake, and any client can
 		// claim to be a same-origin page.
-		s.refuse(w, r, browser, &refusal{http.StatusTooManyRequests, 0,
-			fmt.Sprintf("too many handshakes from %s; at most %g per second", ip, s.cfg.Limits.HandshakesPerSecondPerIP)})
-		return
-	}
-	cred, rf := s.authenticate(r)
-	if rf != nil {
-		s.count.auth.Add(1)
+		rf := &refusal{http.StatusTooManyRequests, 0,
+			fmt.Sprintf("too many handshakes from %s; at most %g per second", ip, cfg.Limits.HandshakesPerSecondPerIP)}
+		s.logRefusal(r, ip, "rate", rf.status, rf.reason)
 		s.refuse(w, r, browser, rf)
 		return
 	}
-	if rf := s.admit(ip, cred); rf != nil {
+	tok, malformed := presentedToken(r)
+	cred, rf := st.authenticateMalformed(tok, malformed)
+	if rf != nil {
+		s.count.auth.Add(1)
+		s.logRefusal(r, ip, "auth", rf.status, rf.reason)
+		s.refuse(w, r, browser, rf)
+		return
+	}
+	if rf := s.admit(cfg, ip, cred); rf != nil {
 		s.count.sessionLimit.Add(1)
+		s.logRefusal(r, ip, "session_limit", rf.status, rf.reason)
 		s.refuse(w, r, browser, rf)
 		return
 	}
 	admitted := true
 	defer func() {
 		if admitted {
-			s.leave(ip, cred)
+			s.leave(cfg, ip, cred)
 		}
 	}()
 
-	opts := s.acceptOptions()
-	ws, err := tunnel.Accept(w, r, opts)
+	ws, err := tunnel.Accept(w, r, acceptOptions(cfg))
 	if err != nil {
+		s.logRefusal(r, ip, "bad_handshake", http.StatusBadRequest, err.Error())
 		return // Accept has answered with the reason
 	}
 	release()
 	s.count.sessions.Add(1)
+	s.metrics.sessionsBy.WithLabelValues(cred.metricLabel()).Inc()
 
-	se := newSession(s, ws, cred, ip)
+	se := newSession(s, cfg, ws, &handshake{cred: cred, token: tok, ip: ip, origin: origin})
 	mux, err := yamux.Server(se.view, se.muxConfig())
 	if err != nil {
 		ws.Close(tunnel.StatusInternalError, "yamux: "+err.Error())
@@ -189,16 +231,29 @@ func (s *Server) serveTunnel(w http.ResponseWriter, r *http.Request) {
 	go se.run()
 }
 
-// acceptOptions are the WebSocket settings of a tunnel.
-func (s *Server) acceptOptions() *tunnel.AcceptOptions {
+// retryAfter is the Retry-After of a handshake refused while draining:
+// the drain timeout, by when this gateway is gone and its address may
+// lead to another (at least a second).
+func retryAfter(cfg *config.Config) int {
+	return max(1, int(cfg.Server.DrainTimeout.Seconds()))
+}
+
+// logRefusal writes the line of a refused handshake.
+func (s *Server) logRefusal(r *http.Request, ip, reason string, status int, msg string) {
+	s.log.Warn("handshake refused", "peer", ip, "reason", reason, "status", status, "message", msg,
+		"origin", r.Header.Get("Origin"), "path", r.URL.Path)
+}
+
+// acceptOptions are the WebSocket settings of a tunnel under cfg.
+func acceptOptions(cfg *config.Config) *tunnel.AcceptOptions {
 	opts := &tunnel.AcceptOptions{
 		Subprotocols: []string{tunnel.Subprotocol},
-		ReadLimit:    int64(s.cfg.Limits.MaxMessageSize),
+		ReadLimit:    int64(cfg.Limits.MaxMessageSize),
 	}
-	if s.cfg.Compression.Enabled {
+	if cfg.Compression.Enabled {
 		opts.Compression = &compress.Options{
-			Threshold:         int(s.cfg.Compression.Threshold),
-			NoContextTakeover: !s.cfg.Compression.ContextTakeover,
+			Threshold:         int(cfg.Compression.Threshold),
+			NoContextTakeover: !cfg.Compression.ContextTakeover,
 		}
 		if opts.Compression.Threshold == 0 {
 			opts.Compression.Threshold = -1 // "0B": compress everything
@@ -260,40 +315,45 @@ func tunnelOffered(r *http.Request) bool {
 	return false
 }
 
-// authenticate finds the handshake's credential. A wrong token is refused;
-// no token is let in only when some service is public.
-func (s *Server) authenticate(r *http.Request) (*credential, *refusal) {
-	tok, malformed := presentedToken(r)
+// authenticateMalformed finds the credential of a presented token (see
+// presentedToken). A wrong token is refused; no token is let in only when
+// some service is public.
+func (st *state) authenticateMalformed(tok string, malformed bool) (*credential, *refusal) {
 	switch {
 	case malformed:
 		return nil, &refusal{http.StatusUnauthorized, 4401, "the Authorization header must be \"Bearer <token>\""}
-	case tok == "" && !s.anyPub:
+	case tok == "" && !st.anyPub:
 		return nil, &refusal{http.StatusUnauthorized, 4401, "a token is required (Authorization: Bearer <token>, or the ferry.token.<token> subprotocol)"}
 	case tok == "":
 		return &credential{}, nil
 	}
+	return st.authenticate(tok)
+}
+
+// authenticate checks a token that is there.
+func (st *state) authenticate(tok string) (*credential, *refusal) {
 	if claims.LooksLikeJWT(tok) {
-		if s.jwt == nil {
+		if st.jwt == nil {
 			return nil, &refusal{http.StatusUnauthorized, 4401, "this gateway does not accept signed tokens"}
 		}
-		cred, err := s.jwt.verify(tok)
+		cred, err := st.jwt.verify(tok)
 		if err != nil {
 			return nil, &refusal{http.StatusUnauthorized, 4401, err.Error()}
 		}
 		return cred, nil
 	}
-	cred := s.tokens.lookup(tok)
+	cred := st.tokens.lookup(tok)
 	if cred == nil {
 		return nil, &refusal{http.StatusUnauthorized, 4401, "the token is not valid"}
 	}
 	return cred, nil
 }
 
-// admit counts a new session against the session limits.
-func (s *Server) admit(ip string, cred *credential) *refusal {
+// admit counts a new session against the session limits of cfg.
+func (s *Server) admit(cfg *config.Config, ip string, cred *credential) *refusal {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.cfg.Limits
+	l := cfg.Limits
 	switch {
 	case s.draining:
 		return &refusal{http.StatusServiceUnavailable, 0, "the gateway is shutting down"}
@@ -304,7 +364,7 @@ func (s *Server) admit(ip string, cred *credential) *refusal {
 	case !cred.anonymous() && l.MaxSessionsPerToken > 0 && s.perToken[cred.name] >= l.MaxSessionsPerToken:
 		return &refusal{http.StatusTooManyRequests, 4429, fmt.Sprintf("token %s already has %d sessions, the maximum per token", cred.name, l.MaxSessionsPerToken)}
 	}
-	if !s.budget.reserve(s.cfg.SessionFixed()) {
+	if !s.budget.reserve(cfg.SessionFixed()) {
 		s.count.busy.Add(1)
 		return &refusal{http.StatusServiceUnavailable, 4429, fmt.Sprintf("the gateway's buffer budget (%s) is spent; try again later", l.BufferBudget)}
 	}
@@ -316,10 +376,11 @@ func (s *Server) admit(ip string, cred *credential) *refusal {
 	return nil
 }
 
-func (s *Server) leave(ip string, cred *credential) {
+// leave gives back what admit took, with the config it took it under.
+func (s *Server) leave(cfg *config.Config, ip string, cred *credential) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.budget.release(s.cfg.SessionFixed())
+	s.budget.release(cfg.SessionFixed())
 	s.admitted--
 	if s.perIP[ip]--; s.perIP[ip] <= 0 {
 		delete(s.perIP, ip)
@@ -337,7 +398,7 @@ func (s *Server) leave(ip string, cred *credential) {
 func (se *session) run() {
 	s := se.srv
 	defer s.sessWG.Done()
-	if d := s.cfg.Server.IdleTimeout.Duration; d > 0 {
+	if d := se.cfg.Server.IdleTimeout.Duration; d > 0 {
 		se.idleMu.Lock() // the callback reads se.idle under idleMu
 		se.idle = time.AfterFunc(d, func() {
 			// A stream yamux has accepted but the accept loop has not
@@ -357,7 +418,7 @@ func (se *session) run() {
 		se.idleMu.Unlock()
 		defer se.idle.Stop()
 	}
-	if exp := se.cred.expires; !exp.IsZero() {
+	if exp := se.admitted.expires; !exp.IsZero() {
 		t := time.AfterFunc(exp.Sub(s.now()), func() {
 			s.count.expired.Add(1)
 			se.close(4401, "token expired")
@@ -365,9 +426,8 @@ func (se *session) run() {
 		defer t.Stop()
 	}
 	go func() {
-		if se.view.KeepAlive(s.cfg.Server.Keepalive.Duration) != nil {
+		if se.view.KeepAlive(se.cfg.Server.Keepalive.Duration) != nil {
 			s.count.keepalive.Add(1)
-			s.logf("session from %s: %s", se.ip, tunnel.KeepAliveReason)
 		}
 	}()
 	var wg sync.WaitGroup
@@ -375,13 +435,18 @@ func (se *session) run() {
 		se.cancel() // aborts every backend still connected
 		se.mux.Close()
 		wg.Wait()
-		s.mu.Lock()
-		delete(s.sessions, se)
-		s.mu.Unlock()
-		s.leave(se.ip, se.cred)
 		se.closeAfterMux()
+		in, out := se.ws.WireBytes()
+		s.mu.Lock()
+		s.wireIn.Add(in)
+		s.wireOut.Add(out)
+		delete(s.sessions, se)
+		s.checkDrainedLocked()
+		s.mu.Unlock()
+		s.leave(se.cfg, se.ip, se.admitted)
+		se.logEnd(in, out)
 	}()
-	cost := s.cfg.Limits.StreamCost()
+	cost := se.cfg.Limits.StreamCost()
 	for {
 		st, err := se.mux.AcceptStream()
 		if err != nil {
@@ -396,10 +461,7 @@ func (se *session) run() {
 			se.idle.Stop()
 		}
 		se.idleMu.Unlock()
-		s.mu.Lock()
-		draining := s.draining
-		s.streams.Add(1)
-		s.mu.Unlock()
+		draining := s.isDraining()
 		// The stream holds buffer space from now on (yamux has granted
 		// its window), refused or not: its cost is reserved until it is
 		// gone, or it takes one of the session's busy slots, whose cost
@@ -413,7 +475,6 @@ func (se *session) run() {
 				// More busy refusals pending than the session reserved
 				// room for: reset it, which costs nothing.
 				_ = se.view.ResetStream(st.StreamID())
-				s.streams.Done()
 				se.endStream()
 				continue
 			}
@@ -421,14 +482,13 @@ func (se *session) run() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer s.streams.Done()
 			defer se.endStream()
 			switch {
 			case !reserved:
-				se.refuse(st, tunnel.OpenBusy, fmt.Sprintf("the gateway's buffer budget (%s) is spent; try again later", s.cfg.Limits.BufferBudget))
+				se.refuse(st, "", tunnel.OpenBusy, fmt.Sprintf("the gateway's buffer budget (%s) is spent; try again later", s.config().Limits.BufferBudget))
 				<-se.busy
 			case draining:
-				se.refuse(st, tunnel.OpenUnavailable, "the gateway is shutting down")
+				se.refuse(st, "", tunnel.OpenUnavailable, "the gateway is shutting down")
 				s.budget.release(cost)
 			default:
 				se.serveStream(st, cost)
@@ -437,12 +497,58 @@ func (se *session) run() {
 	}
 }
 
-// endStream counts a stream out, arming the idle timer after the last.
+// logEnd writes the session's access line.
+func (se *session) logEnd(wireIn, wireOut int64) {
+	s := se.srv
+	code, reason, side := tunnel.StatusAbnormalClosure, "", "received"
+	var ce *tunnel.CloseError
+	if errors.As(se.ws.Err(), &ce) {
+		code, reason = ce.Code, ce.Reason
+		if ce.Local {
+			side = "sent"
+		}
+	}
+	dur := time.Since(se.start)
+	s.metrics.closed(side, int(code))
+	s.metrics.sessionSeconds.Observe(dur.Seconds())
+	s.log.Info("session ended", "peer", se.ip, "credential", se.cred.Load().logName(), "origin", se.origin,
+		"duration", dur.Round(time.Millisecond).String(), "streams", se.opened.Load(),
+		"wire_in", wireIn, "wire_out", wireOut, "close_code", int(code), "close_reason", reason, "closed_by", closedBy(side))
+}
+
+// closedBy says who closed a tunnel, for the session line.
+func closedBy(side string) string {
+	if side == "sent" {
+		return "gateway"
+	}
+	return "client"
+}
+
+// endStream counts a stream out, arming the idle timer after the last,
+// and, while the gateway drains, closes the session after its last.
 func (se *session) endStream() {
 	se.idleMu.Lock()
-	defer se.idleMu.Unlock()
-	if se.streams--; se.streams == 0 && se.idle != nil {
-		se.idle.Reset(se.srv.cfg.Server.IdleTimeout.Duration)
+	se.streams--
+	last := se.streams == 0
+	if last && se.idle != nil {
+		se.idle.Reset(se.cfg.Server.IdleTimeout.Duration)
+	}
+	se.idleMu.Unlock()
+	if last && se.srv.isDraining() {
+		go se.goAway()
+	}
+}
+
+// drain sends the session a yamux GoAway, so its client opens no more
+// streams on it, and closes it with 1001 now if no stream is open (else
+// endStream does, after the last).
+func (se *session) drain() {
+	_ = se.mux.GoAway()
+	se.idleMu.Lock()
+	idle := se.streams == 0
+	se.idleMu.Unlock()
+	if idle {
+		go se.goAway()
 	}
 }
 
@@ -459,14 +565,16 @@ func (se *session) serveStream(st *yamux.Stream, cost int64) {
 		}
 	}
 	defer release()
-	refuse := func(status tunnel.OpenStatus, msg string) { se.refuse(st, status, msg) }
-	_ = st.SetReadDeadline(time.Now().Add(s.cfg.Server.HandshakeTimeout.Duration))
+	cfg := s.config() // the services and limits of the moment
+	name := ""
+	refuse := func(status tunnel.OpenStatus, msg string) { se.refuse(st, name, status, msg) }
+	_ = st.SetReadDeadline(time.Now().Add(cfg.Server.HandshakeTimeout.Duration))
 	name, err := tunnel.ReadOpenRequest(st)
 	if err != nil {
 		if errors.Is(err, tunnel.ErrBadOpen) {
 			refuse(tunnel.OpenBadRequest, err.Error())
 		} else {
-			refuse(tunnel.OpenBadRequest, "no open request within "+s.cfg.Server.HandshakeTimeout.Duration.String())
+			refuse(tunnel.OpenBadRequest, "no open request within "+cfg.Server.HandshakeTimeout.Duration.String())
 		}
 		return
 	}
@@ -474,31 +582,34 @@ func (se *session) serveStream(st *yamux.Stream, cost int64) {
 	se.idleMu.Lock()
 	n := se.streams
 	se.idleMu.Unlock()
-	if max := s.cfg.Limits.MaxStreamsPerSession; n > int64(max) {
+	if max := cfg.Limits.MaxStreamsPerSession; n > int64(max) {
 		s.count.streamsLimited.Add(1)
 		refuse(tunnel.OpenLimit, fmt.Sprintf("this session already has %d streams open, the maximum", max))
 		return
 	}
-	svc := s.cfg.Services[name]
+	svc := cfg.Services[name]
 	if svc == nil {
 		refuse(tunnel.OpenUnknownService, fmt.Sprintf("no service named %q", name))
 		return
 	}
-	if se.cred.expired(s.now()) {
+	cred := se.cred.Load()
+	if cred.expired(s.now()) {
 		s.count.streamsForbidden.Add(1)
 		refuse(tunnel.OpenForbidden, "the session's token has expired")
 		return
 	}
-	if !se.cred.allows(svc) {
+	if !cred.allows(svc) {
 		s.count.streamsForbidden.Add(1)
-		if se.cred.anonymous() {
+		if cred.anonymous() {
 			refuse(tunnel.OpenForbidden, fmt.Sprintf("service %s needs a token", name))
 		} else {
-			refuse(tunnel.OpenForbidden, fmt.Sprintf("token %s may not open %s", se.cred.name, name))
+			refuse(tunnel.OpenForbidden, fmt.Sprintf("token %s may not open %s", cred.name, name))
 		}
 		return
 	}
-	backend, status, msg := s.dialBackend(se.ctx, svc) // gives up when the tunnel dies
+	t0 := time.Now()
+	backend, status, msg := s.dialBackend(se.ctx, cfg, svc) // gives up when the tunnel dies
+	s.metrics.dialSeconds.WithLabelValues(name).Observe(time.Since(t0).Seconds())
 	if status != tunnel.OpenOK {
 		refuse(status, msg)
 		return
@@ -513,13 +624,63 @@ func (se *session) serveStream(st *yamux.Stream, cost int64) {
 		}
 	}()
 	s.count.streams.Add(1)
+	se.opened.Add(1)
+	s.metrics.streamOpens.WithLabelValues(name, "ok").Inc()
+	open := s.metrics.streamsOpen.WithLabelValues(name)
+	open.Inc()
+	defer open.Dec()
+	// A reload that removes the service ends the stream: the backend is
+	// aborted and the client reads end of file after what it was sent.
+	var removed atomic.Pointer[string]
+	ls := &liveStream{service: name, endOnce: func(reason string) bool {
+		if !removed.CompareAndSwap(nil, &reason) {
+			return false
+		}
+		abort(backend)
+		_ = st.Close()
+		// What the client sends has nowhere to go: the copy toward the
+		// backend stops now, and the reaper takes what still comes.
+		_ = st.SetReadDeadline(time.Now())
+		return true
+	}}
+	forget := s.track(ls)
+	defer forget()
 	if _, err := st.Write(tunnel.AppendOpenResponse(nil, tunnel.OpenOK, "")); err != nil {
 		return
 	}
-	_ = tunnel.PipeLimited(tunnel.Stream{Stream: st}, backend, se.large)
+	cc := newCountedConn(tunnel.Stream{Stream: st}, s.metrics, name)
+	err = tunnel.PipeLimited(cc, backend, se.large)
+	var how string
+	switch {
+	case removed.Load() != nil:
+		how = "service_removed"
+	case err == nil:
+		how = "closed" // both directions ended with an end of file
+	case se.ctx.Err() != nil || errors.Is(err, tunnel.ErrTunnelLost):
+		how = "tunnel_lost"
+	default:
+		how = "error"
+	}
+	s.metrics.streamEnds.WithLabelValues(name, how).Inc()
+	attrs := []any{"peer", se.ip, "credential", cred.logName(), "service", name, "backend", backendAddr(svc, backend),
+		"bytes_in", cc.in.Load(), "bytes_out", cc.out.Load(), "duration", time.Since(t0).Round(time.Millisecond).String(), "end", how}
+	if r := removed.Load(); r != nil {
+		attrs = append(attrs, "reason", *r)
+	} else if err != nil {
+		attrs = append(attrs, "error", err.Error())
+	}
+	s.log.Info("stream ended", attrs...)
 	// Both directions have ended on our side. A client that has not sent
 	// its FIN yet (the copy to the backend failed) gets the reaper.
 	se.reap(st)
+}
+
+// backendAddr is the address a stream's backend connection went to.
+func backendAddr(svc *config.Service, c net.Conn) string {
+	if _, ok := c.(*echoConn); ok {
+		return svc.Backend
+	}
+	return c.RemoteAddr().String()
 }
 
 // abort closes a backend connection with a reset where it can.
@@ -530,17 +691,27 @@ func abort(c net.Conn) {
 	_ = c.Close()
 }
 
-// refuse answers an open request with a refusal and closes the stream,
-// then reaps it. A refused stream holds one of the session's refusal
-// slots until the reaper is done, since each can hold a window of data;
-// while a client holds config.RefusedStreams of them, its further streams
-// to refuse are reset at once, without an answer (docs/PROTOCOL.md §3).
-func (se *session) refuse(st *yamux.Stream, status tunnel.OpenStatus, msg string) {
+// refuse answers an open request for service (or "" before its name is
+// read) with a refusal and closes the stream, then reaps it. A refused
+// stream holds one of the session's refusal slots until the reaper is
+// done, since each can hold a window of data; while a client holds
+// config.RefusedStreams of them, its further streams to refuse are reset
+// at once, without an answer (docs/PROTOCOL.md §3).
+func (se *session) refuse(st *yamux.Stream, service string, status tunnel.OpenStatus, msg string) {
+	s := se.srv
+	if service != "" && s.config().Services[service] != nil {
+		// Only configured names become labels: the client chooses the rest.
+		s.metrics.streamOpens.WithLabelValues(service, openResult(status)).Inc()
+	} else {
+		s.metrics.streamOpens.WithLabelValues("", openResult(status)).Inc()
+	}
+	s.log.Warn("stream refused", "peer", se.ip, "credential", se.cred.Load().logName(), "service", service,
+		"status", int(status), "result", openResult(status), "message", msg)
 	select {
 	case se.refused <- struct{}{}:
 	default:
-		se.srv.count.streamsLimited.Add(1)
-		se.srv.count.reaped.Add(1)
+		s.count.streamsLimited.Add(1)
+		s.count.reaped.Add(1)
 		_ = se.view.ResetStream(st.StreamID())
 		return
 	}
@@ -549,6 +720,33 @@ func (se *session) refuse(st *yamux.Stream, status tunnel.OpenStatus, msg string
 	_, _ = st.Write(tunnel.AppendOpenResponse(nil, status, msg))
 	_ = st.Close()
 	se.reap(st)
+}
+
+// openResult is an open status as a metric label.
+func openResult(status tunnel.OpenStatus) string {
+	switch status {
+	case tunnel.OpenOK:
+		return "ok"
+	case tunnel.OpenUnknownService:
+		return "unknown_service"
+	case tunnel.OpenForbidden:
+		return "forbidden"
+	case tunnel.OpenRefused:
+		return "refused"
+	case tunnel.OpenTimeout:
+		return "timeout"
+	case tunnel.OpenLimit:
+		return "limit"
+	case tunnel.OpenUnreachable:
+		return "unreachable"
+	case tunnel.OpenBadRequest:
+		return "bad_request"
+	case tunnel.OpenUnavailable:
+		return "shutting_down"
+	case tunnel.OpenBusy:
+		return "busy"
+	}
+	return "status_" + strconv.Itoa(int(status))
 }
 
 // reap finishes a stream this side has closed: it reads and drops what

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -29,11 +30,11 @@ type certReloader struct {
 	certMod time.Time
 	keyMod  time.Time
 	lastErr error
-	logf    func(string, ...any)
+	log     *slog.Logger
 }
 
-func newCertReloader(certFile, keyFile string, logf func(string, ...any)) (*certReloader, error) {
-	r := &certReloader{certFile: certFile, keyFile: keyFile, logf: logf}
+func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader, error) {
+	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log}
 	if _, err := r.get(); err != nil {
 		return nil, err
 	}
@@ -60,7 +61,7 @@ func (r *certReloader) get() (*tls.Certificate, error) {
 		// serving the old one and try again on the next handshake.
 		if r.cert != nil {
 			if r.lastErr == nil || r.lastErr.Error() != err.Error() {
-				r.logf("tls: keeping the previous certificate: %v", err)
+				r.log.Warn("tls: keeping the previous certificate", "error", err.Error())
 			}
 			r.lastErr = err
 			return r.cert, nil
@@ -68,7 +69,7 @@ func (r *certReloader) get() (*tls.Certificate, error) {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
 	if r.cert != nil {
-		r.logf("tls: loaded the new certificate from %s", r.certFile)
+		r.log.Info("tls: loaded the new certificate", "file", r.certFile)
 	}
 	r.cert, r.certMod, r.keyMod, r.lastErr = &cert, cs.ModTime(), ks.ModTime(), nil
 	return r.cert, nil
@@ -86,12 +87,18 @@ func (r *certReloader) keep(err error) (*tls.Certificate, error) {
 // TLSConfig returns the TLS settings for [server] tls_cert and tls_key,
 // or nil when they are not set.
 func (s *Server) TLSConfig() (*tls.Config, error) {
-	if s.cfg.Server.TLSCert == "" {
+	c := &s.config().Server
+	if c.TLSCert == "" {
 		return nil, nil
 	}
-	r, err := newCertReloader(s.cfg.Server.TLSCert, s.cfg.Server.TLSKey, s.logf)
+	for _, f := range []struct{ key, path string }{{"server.tls_cert", c.TLSCert}, {"server.tls_key", c.TLSKey}} {
+		if _, err := os.Stat(f.path); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.key, err)
+		}
+	}
+	r, err := newCertReloader(c.TLSCert, c.TLSKey, s.log)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("server.tls_cert and server.tls_key: %w", err)
 	}
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,

@@ -10,7 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -78,7 +78,7 @@ func (w tLogWriter) Write(p []byte) (int, error) {
 
 func (g *wasmGateway) start() {
 	g.t.Helper()
-	srv, err := gateway.New(g.cfg, &gateway.Options{Log: log.New(tLogWriter{g.t}, "gateway: ", 0)})
+	srv, err := gateway.New(g.cfg, &gateway.Options{Log: slog.New(slog.NewTextHandler(tLogWriter{g.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -81,6 +81,10 @@ type Conn struct {
 	// closeSent is set, under frameMu, once our close frame is on the wire.
 	closeSent bool
 
+	// Bytes on the wire, frame headers included: read counts each frame
+	// as its header is parsed, written each write to the connection.
+	wireIn, wireOut atomic.Int64
+
 	closeRcvd     chan struct{} // closed when the peer's close frame is read
 	closeRcvdOnce sync.Once
 	closed        chan struct{} // closed when the TCP connection is closed
@@ -130,6 +134,11 @@ func (c *Conn) enableCompression(p compress.Params, opts compress.Options) {
 		c.decomp = compress.NewDecompressor(!p.ClientNoContextTakeover)
 	}
 }
+
+// WireBytes returns the bytes of WebSocket frames read and written so far,
+// headers included and after compression: a frame counts as read once its
+// header is.
+func (c *Conn) WireBytes() (in, out int64) { return c.wireIn.Load(), c.wireOut.Load() }
 
 // Compression returns the negotiated permessage-deflate parameters, and
 // false when the extension is not in use.

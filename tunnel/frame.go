@@ -80,7 +80,22 @@ type header struct {
 // bit set, which section 5.2 forbids.
 var errFrameLength = fmt.Errorf("tunnel: frame length has the most significant bit set")
 
-// appendHeader encodes h into b (which must have room for maxHeaderSize bytes)
+// headerSize is the encoded length of h.
+func headerSize(h *header) int {
+	n := 2
+	switch {
+	case h.length > 0xFFFF:
+		n = 10
+	case h.length > 125:
+		n = 4
+	}
+	if h.masked {
+		n += 4
+	}
+	return n
+}
+
+// putHeader encodes h into b (which must have room for maxHeaderSize bytes)
 // and returns the encoded length.
 func putHeader(b []byte, h header) int {
 	b0 := byte(h.opcode)

@@ -344,6 +344,7 @@ func (c *Conn) nextFrame() error {
 			}
 			return c.readErr(err)
 		}
+		c.wireIn.Add(int64(headerSize(h)) + h.length)
 		if h.rsv2 || h.rsv3 {
 			return c.fail(StatusProtocolError, "reserved bits RSV2/RSV3 set; no extension uses them")
 		}

@@ -330,7 +330,8 @@ func (c *Conn) writeFrameLocked(fin bool, op Opcode, rsv1 bool, p, q []byte) err
 	if !c.client && int64(hn)+h.length > copyLimit {
 		c.wvArr[0], c.wvArr[1], c.wvArr[2] = c.whdr[:hn], p, q
 		c.wv = c.wvArr[:]
-		_, err := c.wv.WriteTo(c.nc)
+		n, err := c.wv.WriteTo(c.nc)
+		c.wireOut.Add(n)
 		c.wvArr[1], c.wvArr[2] = nil, nil
 		return err
 	}
@@ -350,7 +351,9 @@ func (c *Conn) writeFrameLocked(fin bool, op Opcode, rsv1 bool, p, q []byte) err
 		if c.client {
 			key = mask(buf[n:n+m], key)
 		}
-		if _, err := c.nc.Write(buf[:n+m]); err != nil {
+		w, err := c.nc.Write(buf[:n+m])
+		c.wireOut.Add(int64(w))
+		if err != nil {
 			return err
 		}
 		if len(p) == 0 && len(q) == 0 {
@@ -385,7 +388,8 @@ func (c *Conn) writeControl(ctx context.Context, op Opcode, p []byte) error {
 	if c.client {
 		mask(c.wctrl[n:n+m], h.key)
 	}
-	_, err := c.nc.Write(c.wctrl[:n+m])
+	w, err := c.nc.Write(c.wctrl[:n+m])
+	c.wireOut.Add(int64(w))
 	if err != nil {
 		err = c.ctxErr(ctx, stop, err)
 		c.closeTCP(&CloseError{Code: StatusAbnormalClosure, Reason: "write failed: " + err.Error(), Local: true})

@@ -29,14 +29,21 @@ var checks = map[string]func(string) error{
 	"token-service":   checkTokenService,
 	"backend":         checkBackend,
 	"framing":         checkFraming,
+	"log-format":      oneOf(LogFormats, "log format"),
+	"log-level":       oneOf(LogLevels, "log level"),
 }
 
 // checkFraming checks a service's framing.
-func checkFraming(s string) error {
-	if slices.Contains(Framings, s) {
-		return nil
+var checkFraming = oneOf(Framings, "framing")
+
+// oneOf returns a check that s is one of values.
+func oneOf(values []string, what string) func(string) error {
+	return func(s string) error {
+		if slices.Contains(values, s) {
+			return nil
+		}
+		return fmt.Errorf("invalid %s %q: want %s", what, s, quotedList(values))
 	}
-	return fmt.Errorf("invalid framing %q: want %s", s, quotedList(Framings))
 }
 
 // quotedList writes ["a", "b", "c"] as `"a", "b" or "c"`.

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -26,6 +27,7 @@ type Config struct {
 	Auth        Auth                `toml:"auth"`
 	Network     Network             `toml:"network"`
 	Admin       Admin               `toml:"admin"`
+	Log         Log                 `toml:"log"`
 	Tokens      []Token             `toml:"tokens"`
 	Services    map[string]*Service `toml:"services"` // key = service name; never nil after Parse
 }
@@ -185,6 +187,31 @@ type Admin struct {
 	Listen string `toml:"listen" check:"listen-or-empty"` // "host:port"; "" = off
 }
 
+// Log is the [log] table: the gateway's log lines (log/slog).
+type Log struct {
+	Format string `toml:"format" check:"log-format"` // "text" (the default) or "json"
+	Level  string `toml:"level" check:"log-level"`   // "debug", "info" (the default), "warn" or "error"
+}
+
+// LogFormats and LogLevels are the values of [log] format and level.
+var (
+	LogFormats = []string{"text", "json"}
+	LogLevels  = []string{"debug", "info", "warn", "error"}
+)
+
+// SlogLevel returns the level as a slog.Level (info when unset).
+func (l *Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
 // Token is one [[tokens]] entry: a static bearer token, stored as its hash.
 type Token struct {
 	Name string `toml:"name"` // optional, unique; shown in logs and metrics instead of the token
@@ -336,6 +363,7 @@ func defaults() *Config {
 			BufferBudget:             1 * GiB,
 		},
 		Network:  Network{Deny: defaultDeny()},
+		Log:      Log{Format: "text", Level: "info"},
 		Services: map[string]*Service{},
 	}
 }

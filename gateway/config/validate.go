@@ -111,6 +111,14 @@ func (c *Config) problems() []problem {
 		}
 	}
 
+	for _, x := range []struct{ key, val, check string }{
+		{"format", c.Log.Format, "log-format"}, {"level", c.Log.Level, "log-level"},
+	} {
+		if x.val != "" { // "" in a Config built in Go: the default
+			v.check(keyPath{"log", x.key}, checks[x.check](x.val))
+		}
+	}
+
 	c.checkTokens(&v)
 	c.checkServices(&v)
 	return v.ps

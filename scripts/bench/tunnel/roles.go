@@ -9,7 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"os"
 	"runtime"
@@ -90,7 +90,7 @@ func runRole(f roleFlags) error {
 		if err != nil {
 			return err
 		}
-		srv, err := gateway.New(cfg, &gateway.Options{Log: log.New(os.Stderr, "gateway: ", log.LstdFlags)})
+		srv, err := gateway.New(cfg, &gateway.Options{Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 		if err != nil {
 			return err
 		}
