@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"time"
@@ -37,7 +36,9 @@ type Options struct {
 	// KeepAlive); a browser cannot ping, and relies on the gateway's.
 	Keepalive time.Duration
 	// MinBackoff and MaxBackoff bound the jittered wait between
-	// reconnection attempts (defaults 250 ms and 30 s).
+	// reconnection attempts (defaults 250 ms and 30 s). A gateway that
+	// drains (a yamux GoAway, or a close with 1001 "going away") is left
+	// at once: the first attempt then comes without a wait.
 	MinBackoff, MaxBackoff time.Duration
 	// OnStatus, when set, is told of connection changes; it must not block.
 	OnStatus func(Status)
@@ -49,7 +50,7 @@ type State int
 // Session states.
 const (
 	Connected    State = iota // the tunnel is up
-	Reconnecting              // the tunnel died; a new one is being dialed
+	Reconnecting              // the tunnel died or is draining; a new one is being dialed
 	Closed                    // Close was called
 )
 
@@ -68,7 +69,8 @@ func (s State) String() string {
 // Status is a change of a Session's connection: its new state and, for
 // Reconnecting, the error that ended the previous tunnel (a
 // *TunnelClosedError carrying the close code and reason, when the tunnel
-// knows them) or the last attempt; for Closed, nil after Close, or the
+// knows them), ErrGatewayDraining when the gateway sent a GoAway, or the
+// last attempt; for Closed, nil after Close, or the
 // refusal that ended reconnection (an error with a Permanent method that
 // returns true, such as a RefusedError with status 401 or 403).
 type Status struct {
@@ -79,16 +81,27 @@ type Status struct {
 // ErrClosed is returned by a Session that was closed.
 var ErrClosed = errors.New("client: session closed")
 
+// ErrGatewayDraining is the Err of the Reconnecting status of a Session
+// whose gateway sent a yamux GoAway: it takes no new streams on this
+// tunnel, and those already open carry on until they end.
+var ErrGatewayDraining = errors.New("client: the gateway is draining")
+
 // Session is a connection to one gateway, kept up across failures. It is
 // safe for concurrent use.
+//
+// When the gateway drains (it sends a yamux GoAway, then closes idle
+// tunnels with 1001 and the others when their last stream ends), the
+// Session dials a new tunnel to the same URL at once, which behind a load
+// balancer may reach another gateway, and opens new streams there; the
+// old tunnel carries its open streams to their end and is then closed
+// with 1000. One reconnection runs at a time; Dials wait for it.
 type Session struct {
 	url  string
 	opts Options
 
 	mu      sync.Mutex
-	mux     *yamux.Session // nil while reconnecting
-	nc      net.Conn       // the byte stream mux runs on
-	ready   chan struct{}  // closed when mux is set; replaced when it dies
+	cur     *link         // where Dial opens streams; nil while reconnecting
+	ready   chan struct{} // closed when cur is set; replaced when it goes
 	closed  bool
 	lastErr error
 	failed  error // a permanent refusal ended reconnection
@@ -126,168 +139,69 @@ func Connect(ctx context.Context, tunnelURL string, opts *Options) (*Session, er
 		}
 		s.opts.Dialer = d
 	}
-	mux, nc, err := s.dialMux(ctx)
+	l, err := s.dialLink(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.setMux(mux, nc)
+	s.setCurrent(l)
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(1)
-	go s.supervise(runCtx, mux)
+	go s.supervise(runCtx, l)
 	return s, nil
 }
 
-func (s *Session) dialMux(ctx context.Context) (*yamux.Session, net.Conn, error) {
+// dialLink dials a tunnel and starts its yamux session.
+func (s *Session) dialLink(ctx context.Context) (*link, error) {
 	nc, err := s.opts.Dialer(ctx, s.url)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	mux, err := yamux.Client(nc, tunnel.MuxConfig(tunnel.DefaultWindow))
+	l := newLink(nc)
+	mux, err := yamux.Client(&goAwayWatch{Conn: nc, onGoAway: l.markGoAway}, tunnel.MuxConfig(tunnel.DefaultWindow))
 	if err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("client: yamux: %w", err)
+		return nil, fmt.Errorf("client: yamux: %w", err)
 	}
+	l.mux = mux
 	if ka, ok := nc.(interface{ KeepAlive(time.Duration) error }); ok {
 		go func() { _ = ka.KeepAlive(s.opts.Keepalive) }()
 	}
-	return mux, nc, nil
+	return l, nil
 }
 
-func (s *Session) setMux(mux *yamux.Session, nc net.Conn) {
+// setCurrent makes l the link new streams open on.
+func (s *Session) setCurrent(l *link) {
 	s.mu.Lock()
-	s.mux, s.nc = mux, nc
+	s.cur = l
 	close(s.ready)
 	s.mu.Unlock()
 	s.status(Status{State: Connected})
 }
 
-// TunnelClosedError is how a tunnel that was up ended: the WebSocket close
-// code and reason, sent by the gateway (Remote) or decided here (a
-// keepalive timeout, a protocol violation by the gateway, a lost
-// connection: 1006).
-type TunnelClosedError struct {
-	Code   uint16
-	Reason string
-	Remote bool
+// retireLocked stops new streams from opening on l, if it is current;
+// s.mu is held. It reports whether l was current.
+func (s *Session) retireLocked(l *link) bool {
+	if s.cur != l {
+		return false
+	}
+	s.cur = nil
+	s.ready = make(chan struct{})
+	return true
 }
 
-func (e *TunnelClosedError) Error() string {
-	who := "the gateway closed the tunnel"
-	if !e.Remote {
-		who = "tunnel lost"
-	}
-	if e.Reason == "" {
-		return fmt.Sprintf("client: %s (%d)", who, e.Code)
-	}
-	return fmt.Sprintf("client: %s: %s (%d)", who, e.Reason, e.Code)
-}
-
-// tunnelEnded says why the tunnel over nc ended, as far as nc knows.
-func tunnelEnded(nc net.Conn) error {
-	if r, ok := nc.(interface{ Err() error }); ok {
-		var ce *tunnel.CloseError
-		if errors.As(r.Err(), &ce) {
-			return &TunnelClosedError{Code: uint16(ce.Code), Reason: ce.Reason, Remote: !ce.Local}
-		}
-	}
-	return errors.New("client: tunnel closed")
-}
-
-// endTunnel closes the tunnel over nc with code and reason, when nc can
-// say one (the native WebSocket), else just closes it.
-func endTunnel(nc net.Conn, code uint16, reason string) {
-	if c, ok := nc.(interface {
-		CloseTunnel(code uint16, reason string)
-	}); ok {
-		c.CloseTunnel(code, reason)
-		return
-	}
-	_ = nc.Close()
-}
-
-func (s *Session) status(st Status) {
-	if s.opts.OnStatus != nil {
-		s.opts.OnStatus(st)
-	}
-}
-
-// supervise waits for the tunnel to die and dials a new one, with
-// jittered exponential backoff, until the Session is closed.
-func (s *Session) supervise(ctx context.Context, mux *yamux.Session) {
-	defer s.wg.Done()
+// current returns the link to open streams on, waiting for a reconnection
+// up to ctx.
+func (s *Session) current(ctx context.Context) (*link, error) {
 	for {
 		s.mu.Lock()
-		nc := s.nc
-		s.mu.Unlock()
-		select {
-		case <-mux.CloseChan():
-			// yamux ended on its own when the tunnel did not: the
-			// gateway broke the multiplexing protocol.
-			endTunnel(nc, uint16(tunnel.StatusProtocolError), "yamux session ended")
-		case <-ctx.Done():
-			endTunnel(nc, uint16(tunnel.StatusNormalClosure), "")
-			mux.Close()
-			return
+		l := s.cur
+		if l != nil && !l.usable() {
+			// Dead or draining: the supervisor is, or will be, at work.
+			s.retireLocked(l)
+			l = nil
 		}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			return
-		}
-		s.mux, s.nc = nil, nil
-		s.ready = make(chan struct{})
-		s.lastErr = tunnelEnded(nc)
-		s.mu.Unlock()
-		s.status(Status{State: Reconnecting, Err: s.lastErr})
-		backoff := s.opts.MinBackoff
-		for {
-			// Full jitter: wait a random time up to backoff.
-			wait := time.Duration(rand.Int64N(int64(backoff)) + 1)
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return
-			}
-			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			m, c, err := s.dialMux(dctx)
-			cancel()
-			if err == nil {
-				mux = m
-				s.setMux(m, c)
-				break
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			var p interface{ Permanent() bool }
-			if errors.As(err, &p) && p.Permanent() {
-				// The gateway refused the credential (revoked, expired):
-				// retrying cannot help. Dials fail from now on.
-				s.mu.Lock()
-				s.failed = err
-				close(s.ready)
-				s.mu.Unlock()
-				s.status(Status{State: Closed, Err: err})
-				return
-			}
-			s.mu.Lock()
-			s.lastErr = err
-			s.mu.Unlock()
-			s.status(Status{State: Reconnecting, Err: err})
-			backoff = min(backoff*2, s.opts.MaxBackoff)
-		}
-	}
-}
-
-// current returns the live yamux session, waiting for a reconnection up to
-// ctx.
-func (s *Session) current(ctx context.Context) (*yamux.Session, error) {
-	for {
-		s.mu.Lock()
-		mux, ready, closed, lastErr, failed := s.mux, s.ready, s.closed, s.lastErr, s.failed
+		ready, closed, lastErr, failed := s.ready, s.closed, s.lastErr, s.failed
 		s.mu.Unlock()
 		if closed {
 			return nil, ErrClosed
@@ -295,8 +209,8 @@ func (s *Session) current(ctx context.Context) (*yamux.Session, error) {
 		if failed != nil {
 			return nil, fmt.Errorf("client: the gateway refused the tunnel: %w", failed)
 		}
-		if mux != nil && !mux.IsClosed() {
-			return mux, nil
+		if l != nil {
+			return l, nil
 		}
 		select {
 		case <-ready:
@@ -311,37 +225,77 @@ func (s *Session) current(ctx context.Context) (*yamux.Session, error) {
 	}
 }
 
+// maxOpenRetries bounds how often one Dial moves on to a newer tunnel
+// because the one it tried died or began to drain before the gateway
+// answered its open.
+const maxOpenRetries = 3
+
 // Dial opens a stream to service through the gateway and returns it once
 // the gateway has connected to the backend. A refusal is a
 // *tunnel.OpenError with the gateway's status and message. The returned
 // conn also has CloseWrite, which ends the stream's sending half (the
 // backend sees end of file) while reading goes on.
+//
+// A Dial that finds the tunnel draining, or that loses its open to the
+// gateway's GoAway or to a tunnel that ends before the answer, waits for
+// the next tunnel and opens the stream there, within ctx: no bytes of the
+// stream were sent, so the open is safe to repeat.
 func (s *Session) Dial(ctx context.Context, service string) (*Conn, error) {
 	req, err := tunnel.AppendOpenRequest(nil, service)
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		mux, err := s.current(ctx)
+	for retries := 0; ; {
+		l, err := s.current(ctx)
 		if err != nil {
 			return nil, err
 		}
-		st, err := mux.OpenStream()
+		if !l.acquire() {
+			continue // GoAway just arrived: current waits for the next link
+		}
+		st, err := l.mux.OpenStream()
 		if err != nil {
-			if mux.IsClosed() && attempt < 3 {
-				continue // the tunnel died under us: wait for the next one
+			l.release()
+			if errors.Is(err, yamux.ErrRemoteGoAway) {
+				l.markGoAway()
+			}
+			if !l.usable() && retries < maxOpenRetries {
+				retries++
+				continue
 			}
 			return nil, fmt.Errorf("client: open stream: %w", err)
 		}
-		c, err := openStream(ctx, st, service, req)
-		if err != nil {
-			return nil, err
+		c, err := openStream(ctx, st, service, req, l.release)
+		if err == nil {
+			l.noteOpened()
+			return c, nil
 		}
-		return c, nil
+		l.release()
+		if ctx.Err() == nil && !answered(err) && !l.usable() && retries < maxOpenRetries {
+			retries++
+			continue
+		}
+		if errors.Is(err, yamux.ErrConnectionReset) {
+			// The gateway resets opens past the refusals it answers at
+			// once (docs/PROTOCOL.md §3): a per-session limit.
+			return nil, &tunnel.OpenError{Service: service, Status: tunnel.OpenLimit,
+				Message: "the gateway reset the stream: too many opens of this session are being refused at once"}
+		}
+		return nil, err
 	}
 }
 
-func openStream(ctx context.Context, st *yamux.Stream, service string, req []byte) (*Conn, error) {
+// answered reports whether err is the gateway's answer to an open, other
+// than "shutting down" (which a draining gateway may give to an open that
+// crossed its GoAway).
+func answered(err error) bool {
+	var oe *tunnel.OpenError
+	return errors.As(err, &oe) && oe.Status != tunnel.OpenUnavailable
+}
+
+// openStream writes the open request on st and reads the answer; end is
+// the returned Conn's end of use.
+func openStream(ctx context.Context, st *yamux.Stream, service string, req []byte, end func()) (*Conn, error) {
 	// yamux's Close only sends FIN and leaves reads blocked: a deadline in
 	// the past is what wakes the read of the answer.
 	stop := context.AfterFunc(ctx, func() { _ = st.SetDeadline(time.Unix(1, 0)) })
@@ -359,12 +313,6 @@ func openStream(ctx context.Context, st *yamux.Stream, service string, req []byt
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("client: open %s: the gateway closed the stream without an answer", service)
 		}
-		if errors.Is(err, yamux.ErrConnectionReset) {
-			// The gateway resets opens past the refusals it answers at
-			// once (docs/PROTOCOL.md §3): a per-session limit.
-			return nil, &tunnel.OpenError{Service: service, Status: tunnel.OpenLimit,
-				Message: "the gateway reset the stream: too many opens of this session are being refused at once"}
-		}
 		return nil, fmt.Errorf("client: open %s: %w", service, err)
 	}
 	if !stop() {
@@ -377,89 +325,10 @@ func openStream(ctx context.Context, st *yamux.Stream, service string, req []byt
 		st.Close()
 		return nil, &tunnel.OpenError{Service: service, Status: status, Message: msg}
 	}
-	return newConn(st, service), nil
+	return newConn(st, service, end), nil
 }
 
-// Conn is one stream to a service: a net.Conn whose CloseWrite ends the
-// sending half (the backend reads end of file while this side can still
-// read what it sends back) and whose Read reports ErrTunnelLost when the
-// tunnel dies under it (tunnel.Stream).
-type Conn struct {
-	tunnel.Stream
-	service string
-
-	mu      sync.Mutex
-	closed  bool
-	readers int        // Reads in progress; guarded by mu
-	idle    *sync.Cond // signalled when readers drops to 0
-}
-
-var _ net.Conn = (*Conn)(nil)
-
-func newConn(st *yamux.Stream, service string) *Conn {
-	c := &Conn{Stream: tunnel.Stream{Stream: st}, service: service}
-	c.idle = sync.NewCond(&c.mu)
-	return c
-}
-
-// ErrTunnelLost is returned by a stream's Read in place of end of file
-// when the tunnel died before the stream ended.
-var ErrTunnelLost = tunnel.ErrTunnelLost
-
-// Read reads from the stream; after Close, and in a Read that Close
-// interrupted, it returns net.ErrClosed.
-func (c *Conn) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return 0, net.ErrClosed
-	}
-	c.readers++
-	c.mu.Unlock()
-	n, err := c.Stream.Read(p)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.readers--; c.readers == 0 {
-		c.idle.Broadcast()
-	}
-	if c.closed {
-		return 0, net.ErrClosed
-	}
-	return n, err
-}
-
-// Close closes the stream both ways and makes Reads in progress return.
-// yamux has no reset, so Close sends FIN and then reads and drops what
-// the backend still sends, for up to 5 seconds in the background, so that
-// the gateway is not left blocked on a full window; the gateway ends the
-// backend connection when it sees FIN and the backend stops
-// (docs/PROTOCOL.md, "Closing a stream").
-func (c *Conn) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil
-	}
-	c.closed = true
-	c.mu.Unlock()
-	err := c.CloseWrite()
-	_ = c.SetReadDeadline(time.Unix(1, 0)) // wakes Reads in progress
-	go func() {
-		c.mu.Lock()
-		for c.readers > 0 {
-			c.idle.Wait()
-		}
-		c.mu.Unlock()
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, _ = io.Copy(io.Discard, c.Stream.Stream)
-	}()
-	return err
-}
-
-// Service returns the service this stream reaches.
-func (c *Conn) Service() string { return c.service }
-
-// Close ends the Session and every stream on it.
+// Close ends the Session and every stream on it, on every tunnel.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -467,17 +336,14 @@ func (s *Session) Close() error {
 		return nil
 	}
 	s.closed = true
-	mux, nc := s.mux, s.nc
+	l := s.cur
 	s.mu.Unlock()
 	close(s.done)
-	if nc != nil {
-		endTunnel(nc, uint16(tunnel.StatusNormalClosure), "")
+	if l != nil {
+		l.close()
 	}
 	if s.cancel != nil {
-		s.cancel()
-	}
-	if mux != nil {
-		mux.Close()
+		s.cancel() // the supervisor ends draining links too
 	}
 	s.wg.Wait()
 	s.status(Status{State: Closed})

@@ -1,0 +1,134 @@
+package client
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ferrygw/ferry/tunnel"
+	"github.com/hashicorp/yamux"
+)
+
+// Conn is one stream to a service: a net.Conn whose CloseWrite ends the
+// sending half (the backend reads end of file while this side can still
+// read what it sends back) and whose Read reports ErrTunnelLost when the
+// tunnel dies under it (tunnel.Stream).
+//
+// A Conn keeps its tunnel up after the gateway began to drain it, until
+// the Conn ends: Close, or end of file read and CloseWrite called, or a
+// reset.
+type Conn struct {
+	tunnel.Stream
+	service string
+	end     func() // told once when the stream has ended
+
+	mu      sync.Mutex
+	closed  bool
+	readEOF bool       // Read returned end of file
+	wrote   bool       // CloseWrite was called
+	ended   bool       // end was called
+	readers int        // Reads in progress; guarded by mu
+	idle    *sync.Cond // signalled when readers drops to 0
+}
+
+var _ net.Conn = (*Conn)(nil)
+
+func newConn(st *yamux.Stream, service string, end func()) *Conn {
+	c := &Conn{Stream: tunnel.Stream{Stream: st}, service: service, end: end}
+	c.idle = sync.NewCond(&c.mu)
+	return c
+}
+
+// ErrTunnelLost is returned by a stream's Read in place of end of file
+// when the tunnel died before the stream ended.
+var ErrTunnelLost = tunnel.ErrTunnelLost
+
+// finish calls end once; c.mu is held and is released while end runs.
+func (c *Conn) finish() {
+	if c.ended {
+		return
+	}
+	c.ended = true
+	c.mu.Unlock()
+	c.end()
+	c.mu.Lock()
+}
+
+// Read reads from the stream; after Close, and in a Read that Close
+// interrupted, it returns net.ErrClosed.
+func (c *Conn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	c.readers++
+	c.mu.Unlock()
+	n, err := c.Stream.Read(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.readers--; c.readers == 0 {
+		c.idle.Broadcast()
+	}
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	if err == io.EOF {
+		c.readEOF = true
+	}
+	if (c.readEOF && c.wrote) || errors.Is(err, yamux.ErrConnectionReset) {
+		c.finish()
+	}
+	return n, err
+}
+
+// CloseWrite ends the sending half: the backend reads end of file.
+func (c *Conn) CloseWrite() error {
+	err := c.Stream.CloseWrite()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wrote = true
+	if c.readEOF {
+		c.finish()
+	}
+	return err
+}
+
+// Close closes the stream both ways and makes Reads in progress return.
+// yamux has no reset, so Close sends FIN and then reads and drops what
+// the backend still sends, for up to 5 seconds in the background, so that
+// the gateway is not left blocked on a full window; the gateway ends the
+// backend connection when it sees FIN and the backend stops
+// (docs/PROTOCOL.md, "Closing a stream").
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	err := c.Stream.CloseWrite()
+	_ = c.SetReadDeadline(time.Unix(1, 0)) // wakes Reads in progress
+	go func() {
+		c.mu.Lock()
+		for c.readers > 0 {
+			c.idle.Wait()
+		}
+		readEOF := c.readEOF
+		c.mu.Unlock()
+		if !readEOF {
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _ = io.Copy(io.Discard, c.Stream.Stream)
+		}
+		c.mu.Lock()
+		c.finish()
+		c.mu.Unlock()
+	}()
+	return err
+}
+
+// Service returns the service this stream reaches.
+func (c *Conn) Service() string { return c.service }

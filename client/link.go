@@ -1,0 +1,167 @@
+package client
+
+import (
+	"encoding/binary"
+	"net"
+	"sync"
+
+	"github.com/ferrygw/ferry/tunnel"
+	"github.com/hashicorp/yamux"
+)
+
+// link is one tunnel: a yamux session over the byte stream nc. A Session
+// has one current link, on which Dial opens streams, and, while a gateway
+// drains, older links that carry only the streams opened before.
+//
+// A link counts its users: Dials opening a stream on it and the Conns
+// they return, until each ends. Once the gateway has sent a GoAway and the
+// count is 0, idle is closed and the link is ended with 1000.
+type link struct {
+	mux *yamux.Session
+	nc  net.Conn // the byte stream as dialed (Err, CloseTunnel)
+
+	goAway chan struct{} // closed when the gateway sent a GoAway
+	idle   chan struct{} // closed when goAway is and no user is left
+
+	mu       sync.Mutex
+	users    int
+	draining bool // goAway is closed
+	idleDone bool // idle is closed
+	opened   bool // a stream was opened on the link
+	eager    bool // the link was dialed at once, without a backoff wait
+}
+
+func newLink(nc net.Conn) *link {
+	return &link{nc: nc, goAway: make(chan struct{}), idle: make(chan struct{})}
+}
+
+// acquire counts a new user, unless the gateway is draining the link.
+func (l *link) acquire() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.draining {
+		return false
+	}
+	l.users++
+	return true
+}
+
+// release ends a use that acquire counted.
+func (l *link) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.users--
+	l.checkIdle()
+}
+
+// noteOpened records that a stream was opened on the link.
+func (l *link) noteOpened() {
+	l.mu.Lock()
+	l.opened = true
+	l.mu.Unlock()
+}
+
+// markGoAway records that the gateway sent a GoAway: no stream may be
+// opened on the link any more. Safe to call more than once.
+func (l *link) markGoAway() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.draining {
+		return
+	}
+	l.draining = true
+	close(l.goAway)
+	l.checkIdle()
+}
+
+func (l *link) checkIdle() {
+	if l.draining && l.users == 0 && !l.idleDone {
+		l.idleDone = true
+		close(l.idle)
+	}
+}
+
+// goingAway reports whether the gateway sent a GoAway.
+func (l *link) goingAway() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.draining
+}
+
+// wasUsed reports whether a stream was opened on the link.
+func (l *link) wasUsed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.opened
+}
+
+// usable reports whether new streams may be opened on the link.
+func (l *link) usable() bool {
+	return !l.mux.IsClosed() && !l.goingAway()
+}
+
+// close ends the tunnel with a normal closure, then the yamux session.
+func (l *link) close() {
+	endTunnel(l.nc, uint16(tunnel.StatusNormalClosure), "")
+	l.mux.Close()
+}
+
+// yamux frame layout (yamux spec.md): version, type, flags (2), stream
+// ID (4), length (4); only data frames have a body, of length bytes.
+const (
+	muxHeaderSize = 12
+	muxTypeData   = 0
+	muxTypeGoAway = 3
+	goAwayNormal  = 0 // the length of a GoAway frame is its reason
+)
+
+// goAwayWatch is the byte stream handed to yamux: nc, whose reads it
+// follows frame by frame to see the gateway's GoAway as yamux reads it.
+// yamux v0.1.2 records a GoAway without telling anyone (OpenStream then
+// fails with ErrRemoteGoAway); watching the frames lets the Session
+// reconnect as soon as the gateway starts draining rather than at the
+// next Dial. Read is called by yamux's receive loop only.
+type goAwayWatch struct {
+	net.Conn
+	onGoAway func()
+
+	hdr  [muxHeaderSize]byte
+	hn   int   // bytes of the current frame's header seen
+	body int64 // bytes of the current frame's body still to come
+}
+
+func (w *goAwayWatch) Read(p []byte) (int, error) {
+	n, err := w.Conn.Read(p)
+	w.scan(p[:n])
+	return n, err
+}
+
+// scan follows the frames in p, bytes just read.
+func (w *goAwayWatch) scan(p []byte) {
+	for len(p) > 0 {
+		if w.body > 0 {
+			k := min(int64(len(p)), w.body)
+			w.body -= k
+			p = p[k:]
+			continue
+		}
+		k := copy(w.hdr[w.hn:], p)
+		w.hn += k
+		p = p[k:]
+		if w.hn < muxHeaderSize {
+			return
+		}
+		w.hn = 0
+		length := binary.BigEndian.Uint32(w.hdr[8:12])
+		switch w.hdr[1] {
+		case muxTypeData:
+			w.body = int64(length)
+		case muxTypeGoAway:
+			// Other reasons (protocol or internal error) end the
+			// session; yamux closes it on its own.
+			if length == goAwayNormal {
+				w.onGoAway()
+			}
+		}
+	}
+}
