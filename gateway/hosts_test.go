@@ -173,6 +173,8 @@ func TestHostCheck(t *testing.T) {
 			header: map[string]string{"X-Forwarded-Host": "rebind.example:8080"}, origin: "http://rebind.example:8080", page: plaintext, tunnel: plaintext},
 		{gw: "proxied", name: "proxy that terminated TLS: same-origin by X-Forwarded-Host", host: "127.0.0.1:8080",
 			header: map[string]string{"X-Forwarded-Host": "app.example.com", "X-Forwarded-Proto": "https"}, origin: "https://app.example.com"},
+		{gw: "proxied", name: "an http page is not same-origin with an https proxy", host: "127.0.0.1:8080",
+			header: map[string]string{"X-Forwarded-Host": "app.example.com:8443", "X-Forwarded-Proto": "https"}, origin: "http://app.example.com:8443", tunnel: origin},
 		{gw: "proxied", name: "the last X-Forwarded-Proto counts", host: "127.0.0.1:8080",
 			header: map[string]string{"X-Forwarded-Host": "app.example.com", "X-Forwarded-Proto": "https, http"}, origin: "https://app.example.com", page: plaintext, tunnel: plaintext},
 		{gw: "proxied", name: "X-Forwarded-Proto https alone", host: "rebind.example:8443",

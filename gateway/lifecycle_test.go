@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -276,27 +277,99 @@ func TestTokenExpiryEndsSession(t *testing.T) {
 }
 
 // TestCloseReasonReachesClient: the gateway's close code and reason reach
-// the client's status, here 1001 from a shutdown.
+// the client's status, here 1000 from the idle timeout.
 func TestCloseReasonReachesClient(t *testing.T) {
 	t.Parallel()
-	g := startGateway(t, baseConfig(""))
+	g := startGateway(t, baseConfig("[server]\nidle_timeout = \"50ms\"\n"))
 	statuses := make(chan client.Status, 16)
 	connect(t, g.url, &client.Options{MinBackoff: time.Hour, OnStatus: func(st client.Status) { statuses <- st }})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	g.srv.Shutdown(ctx)
 	for st := range statuses {
 		if st.State != client.Reconnecting {
 			continue
 		}
 		var te *client.TunnelClosedError
-		if !errors.As(st.Err, &te) || te.Code != 1001 || te.Reason != "the gateway is shutting down" {
-			t.Fatalf("status after shutdown: %v", st.Err)
+		if !errors.As(st.Err, &te) || te.Code != 1000 || te.Reason != "idle for 50ms" {
+			t.Fatalf("status after the idle timeout: %v", st.Err)
 		}
-		if want := "client: the gateway closed the tunnel: the gateway is shutting down (1001)"; st.Err.Error() != want {
+		if want := "client: the gateway closed the tunnel: idle for 50ms (1000)"; st.Err.Error() != want {
 			t.Fatalf("message %q, want %q", st.Err, want)
 		}
 		return
+	}
+}
+
+// TestDrainIdleSessionGoesAtOnce: on Shutdown, a session without streams
+// is sent a GoAway and closed with 1001 at once, not after drain_timeout;
+// a handshake meanwhile gets 503 with a Retry-After; /readyz says 503.
+func TestDrainIdleSessionGoesAtOnce(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, baseConfig("[server]\ndrain_timeout = \"20s\"\n"))
+	idle, idleMux := rawMux(t, g.url)
+	busy, busyMux := rawMux(t, g.url)
+	st, status := openRaw(t, busyMux, "echo")
+	if status != tunnel.OpenOK {
+		t.Fatalf("open: %v", status)
+	}
+	admin := httptest.NewServer(g.srv.AdminHandler())
+	defer admin.Close()
+	shut := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		shut <- g.srv.Shutdown(ctx)
+	}()
+	// The idle session: GoAway, then 1001, within a second.
+	<-idleMux.CloseChan()
+	var ce *tunnel.CloseError
+	if !errors.As(idle.Err(), &ce) || ce.Code != tunnel.StatusGoingAway || ce.Local {
+		t.Fatalf("the idle session ended with %v, want the gateway's 1001", idle.Err())
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the idle session got its 1001 after %s", d)
+	}
+	if _, err := idleMux.OpenStream(); err == nil {
+		t.Error("a stream opened on a closed session")
+	}
+	// The busy session has had its GoAway: no new streams, the open one
+	// works.
+	waitUntil(t, 5*time.Second, "the GoAway", func() bool {
+		s, err := busyMux.OpenStream()
+		if err == nil {
+			s.Close()
+		}
+		return errors.Is(err, yamux.ErrRemoteGoAway)
+	})
+	st.Write([]byte("still"))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(st, buf); err != nil || string(buf) != "still" {
+		t.Fatalf("the open stream during the drain: %q, %v", buf, err)
+	}
+	resp, err := http.Get(admin.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while draining: %d", resp.StatusCode)
+	}
+	_, resp, err = tunnel.Dial(context.Background(), g.url, &tunnel.DialOptions{Subprotocols: []string{tunnel.Subprotocol}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "20" {
+		t.Errorf("a handshake while draining: %v, %+v", err, resp)
+	}
+	// The last stream ends: its session goes with 1001, and Shutdown
+	// returns long before drain_timeout.
+	st.Close()
+	io.Copy(io.Discard, st)
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	<-busyMux.CloseChan()
+	if !errors.As(busy.Err(), &ce) || ce.Code != tunnel.StatusGoingAway {
+		t.Fatalf("the busy session ended with %v", busy.Err())
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Shutdown took %s with drain_timeout 20s and nothing left", d)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/ferrygw/ferry/gateway/config"
-	"github.com/ferrygw/ferry/tunnel"
 )
 
 // state is what a reload replaces at once: the config and what the
@@ -192,7 +191,7 @@ func (s *Server) Reload(cfg *config.Config) (ReloadResult, error) {
 		if reason := se.recheck(st); reason != "" {
 			res.Revoked++
 			s.metrics.revoked.Inc()
-			go se.close(4401, reason)
+			go se.close(4401, reason) // 4401, as a refused credential
 		}
 	}
 	for _, ls := range ended {
@@ -329,10 +328,6 @@ func (s *Server) track(ls *liveStream) (forget func()) {
 		s.mu.Unlock()
 	}
 }
-
-// revokedCode is the close code of a session whose credential a reload
-// revoked.
-const revokedCode tunnel.StatusCode = 4401
 
 // ReloadFile loads the config file at path and applies it with Reload,
 // with listen (the -listen flag, "" for none) standing in for [server]

@@ -150,7 +150,10 @@ func (s *Server) originAllowed(r *http.Request, origin string) bool {
 	}
 	u, err := url.Parse(origin)
 	host, scheme := s.requestHost(r)
-	if err == nil && u.Host != "" && strings.EqualFold(hostWithPort(u.Host, u.Scheme), hostWithPort(host, scheme)) {
+	// Same origin is the same scheme, host and port: an http:// page is
+	// not same-origin with the gateway behind an https:// proxy.
+	if err == nil && u.Host != "" && strings.EqualFold(u.Scheme, scheme) &&
+		strings.EqualFold(hostWithPort(u.Host, u.Scheme), hostWithPort(host, scheme)) {
 		return true
 	}
 	return s.config().Server.AllowsOrigin(strings.ToLower(origin))

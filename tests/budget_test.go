@@ -87,11 +87,11 @@ func (g *budgetGateway) metric(t *testing.T, name string) int64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
+			f, err := strconv.ParseFloat(v, 64) // the text format may write 5.6e+07
 			if err != nil {
 				t.Fatal(err)
 			}
-			return n
+			return int64(f)
 		}
 	}
 	t.Fatalf("no metric %s", name)

@@ -168,7 +168,11 @@ func (g *gateway) status(st client.Status) {
 	case client.Reconnecting:
 		state = "reconnecting"
 		g.mu.Lock()
-		if g.wasUp && g.last != nil {
+		if errors.Is(err, client.ErrGatewayDraining) {
+			// A GoAway: the gateway is going away, as its 1001 will say
+			// once this tunnel's sockets are done.
+			err = &CloseError{Code: 1001, Reason: "the gateway is draining: new sockets go to a new tunnel", Opened: true}
+		} else if g.wasUp && g.last != nil {
 			if ce := g.last.closeInfo(); ce != nil && !g.last.closedHere() {
 				err = ce
 			} else if f := g.last.failure(); f != nil {

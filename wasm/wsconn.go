@@ -504,3 +504,16 @@ func isClosed(c chan struct{}) bool {
 }
 
 var uint8Array = js.Global().Get("Uint8Array")
+
+// Err says how the tunnel ended, as client.Session asks of its connection:
+// the close event's code and reason as a *tunnel.CloseError (Local when
+// this side closed first), or nil before the close event. So a close with
+// 1001 from a draining gateway makes the page reconnect at once, as the
+// native client does.
+func (c *wsConn) Err() error {
+	ce := c.closeInfo()
+	if ce == nil {
+		return nil
+	}
+	return &tunnel.CloseError{Code: tunnel.StatusCode(ce.Code), Reason: ce.Reason, Local: c.closedHere()}
+}
