@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/client"
+	"github.com/ferrygw/ferry/gateway"
 	"github.com/ferrygw/ferry/tunnel"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/hashicorp/yamux"
@@ -454,5 +455,19 @@ func TestKeepaliveSlowLink(t *testing.T) {
 	}
 	if n := g.srv.Stats().KeepaliveDeaths; n != 0 {
 		t.Fatalf("%d keepalive deaths on a live link", n)
+	}
+}
+
+// TestLimitsHeader: the 101 response tells the client its stream limit.
+func TestLimitsHeader(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, baseConfig("[limits]\nmax_streams_per_session = 7\n"))
+	c, resp, err := tunnel.Dial(context.Background(), g.url, &tunnel.DialOptions{Subprotocols: []string{tunnel.Subprotocol}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if got := resp.Header.Get(gateway.LimitsHeader); got != "streams=7" {
+		t.Fatalf("%s: %q, want streams=7", gateway.LimitsHeader, got)
 	}
 }

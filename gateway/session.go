@@ -244,11 +244,16 @@ func (s *Server) logRefusal(r *http.Request, ip, reason string, status int, msg 
 		"origin", r.Header.Get("Origin"), "path", r.URL.Path)
 }
 
+// LimitsHeader is the header of the 101 response that tells a client the
+// session's limits (docs/PROTOCOL.md §1): "streams=N".
+const LimitsHeader = "Ferry-Limits"
+
 // acceptOptions are the WebSocket settings of a tunnel under cfg.
 func acceptOptions(cfg *config.Config) *tunnel.AcceptOptions {
 	opts := &tunnel.AcceptOptions{
-		Subprotocols: []string{tunnel.Subprotocol},
-		ReadLimit:    int64(cfg.Limits.MaxMessageSize),
+		Subprotocols:   []string{tunnel.Subprotocol},
+		ReadLimit:      int64(cfg.Limits.MaxMessageSize),
+		ResponseHeader: http.Header{LimitsHeader: {"streams=" + strconv.Itoa(cfg.Limits.MaxStreamsPerSession)}},
 	}
 	if cfg.Compression.Enabled {
 		opts.Compression = &compress.Options{
