@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net"
 	"os"
 	"path/filepath"
@@ -473,5 +474,35 @@ backend = %q
 		if strings.Contains(all, secret) {
 			t.Errorf("the log holds a secret %q", secret)
 		}
+	}
+}
+
+// TestReloadLiveSDK: the live SDK follows a reload: a public service
+// added to the file is in /ferry/services.json and /ferry/sdk.js at once.
+func TestReloadLiveSDK(t *testing.T) {
+	t.Parallel()
+	g := startFileGateway(t, baseConfig(""))
+	page := "http://" + g.ln.Addr().String()
+	get := func(path string) string {
+		t.Helper()
+		resp, err := http.Get(page + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", path, resp.StatusCode, err)
+		}
+		return string(b)
+	}
+	if strings.Contains(get("/ferry/services.json"), "chat-room") {
+		t.Fatal("the service is there before the reload")
+	}
+	if _, err := g.rewrite(t, baseConfig("[services.chat-room]\nbackend = \"builtin:echo\"\npublic = true\nframing = \"lines\"\n")); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(get("/ferry/services.json"), `"chat-room"`) || !strings.Contains(get("/ferry/sdk.js"), "chatRoom") {
+		t.Fatal("the live SDK does not have the service added by the reload")
 	}
 }
