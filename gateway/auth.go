@@ -16,6 +16,7 @@ import (
 type credential struct {
 	name     string          // token name, "" when anonymous
 	services map[string]bool // services the token may open
+	expose   map[string]bool // services the token may expose
 	all      bool            // the token may open every service
 	expires  time.Time       // a signed token's exp; zero for static tokens
 	// label is the credential in metrics: a named static token's name,
@@ -31,6 +32,9 @@ func (c *credential) logName() string {
 	}
 	return c.name
 }
+
+// exposes reports whether the credential may expose the named service.
+func (c *credential) exposes(service string) bool { return c.expose[service] }
 
 // metricLabel is the credential's label in metrics.
 func (c *credential) metricLabel() string {
@@ -80,6 +84,10 @@ func newTokenTable(tokens []config.Token) *tokenTable {
 				c.all = true
 			}
 			c.services[s] = true
+		}
+		c.expose = map[string]bool{}
+		for _, s := range tok.Expose {
+			c.expose[s] = true
 		}
 		t.hashes = append(t.hashes, h)
 		t.creds = append(t.creds, c)

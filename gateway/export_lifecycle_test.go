@@ -30,3 +30,17 @@ func (s *Server) MuxStreams() int {
 	}
 	return n
 }
+
+// SessionStreams returns the streams the open sessions count against
+// max_streams_per_session.
+func (s *Server) SessionStreams() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for se := range s.sessions {
+		se.idleMu.Lock()
+		n += se.streams
+		se.idleMu.Unlock()
+	}
+	return n
+}

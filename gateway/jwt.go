@@ -48,5 +48,9 @@ func (v *jwtVerifier) verify(tok string) (*credential, error) {
 	for _, s := range c.Services {
 		cred.services[s] = true
 	}
+	cred.expose = map[string]bool{}
+	for _, s := range c.Expose {
+		cred.expose[s] = true
+	}
 	return cred, nil
 }

@@ -17,6 +17,7 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	streamsOpen    *prometheus.GaugeVec   // service
+	exposers       *prometheus.GaugeVec   // service
 	streamOpens    *prometheus.CounterVec // service, result
 	streamEnds     *prometheus.CounterVec // service, how
 	payload        *prometheus.CounterVec // service, direction
@@ -40,6 +41,9 @@ func newMetrics(s *Server) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.streamsOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ferry_streams_open", Help: "Streams connected to a backend now, by service.",
+	}, []string{"service"})
+	m.exposers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ferry_exposers", Help: "Clients exposing a service now (backend = \"expose\"), by service; its streams are in ferry_streams_open.",
 	}, []string{"service"})
 	m.streamOpens = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ferry_stream_opens_total",
@@ -77,7 +81,7 @@ func newMetrics(s *Server) *metrics {
 	m.revoked = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ferry_sessions_revoked_total", Help: "Sessions closed by a reload that revoked their credential.",
 	})
-	m.reg.MustRegister(m.streamsOpen, m.streamOpens, m.streamEnds, m.payload, m.dialSeconds,
+	m.reg.MustRegister(m.streamsOpen, m.exposers, m.streamOpens, m.streamEnds, m.payload, m.dialSeconds,
 		m.closes, m.sessionSeconds, m.sessionsBy, m.reloads, m.reloadOK, m.revoked,
 		statsCollector{s},
 		collectors.NewGoCollector(),
@@ -183,14 +187,28 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 // and the payload metric (so a long stream's traffic shows while it
 // runs). It wraps the client's side: what is read from it goes in, what
 // is written to it goes out.
+//
+// Its Close resets the stream: the pipe closes the client's side only
+// when a copy failed (a backend reset or lost mid-stream, an exposer
+// gone), and the client must not take a cut-off transfer for a whole one.
+// An end of file is passed on with CloseWrite, a FIN.
 type countedConn struct {
 	tunnel.Stream
 	in, out   atomic.Int64
 	mIn, mOut prometheus.Counter
+	reset     func()
+	wasReset  atomic.Bool
 }
 
-func newCountedConn(st tunnel.Stream, m *metrics, service string) *countedConn {
-	return &countedConn{Stream: st, mIn: m.payload.WithLabelValues(service, dirIn), mOut: m.payload.WithLabelValues(service, dirOut)}
+func newCountedConn(st tunnel.Stream, m *metrics, service string, reset func()) *countedConn {
+	return &countedConn{Stream: st, mIn: m.payload.WithLabelValues(service, dirIn), mOut: m.payload.WithLabelValues(service, dirOut), reset: reset}
+}
+
+func (c *countedConn) Close() error {
+	if !c.wasReset.Swap(true) {
+		c.reset()
+	}
+	return nil
 }
 
 func (c *countedConn) Read(p []byte) (int, error) {

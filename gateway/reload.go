@@ -83,6 +83,10 @@ type ReloadResult struct {
 	// no longer valid; Ended the number of streams ended because their
 	// service was removed.
 	Revoked, Ended int
+	// Withdrawn is the number of exposer registrations withdrawn because
+	// their service is gone or no longer exposed, or their credential may
+	// no longer expose it.
+	Withdrawn int
 }
 
 // newSessionKeys apply to sessions accepted after a reload; open sessions
@@ -199,6 +203,7 @@ func (s *Server) Reload(cfg *config.Config) (ReloadResult, error) {
 			res.Ended++
 		}
 	}
+	res.Withdrawn = s.withdrawExposers(&next)
 	return res, nil
 }
 
@@ -361,7 +366,7 @@ func (s *Server) ReloadFile(path, listen, trigger string) (ReloadResult, error) 
 	if len(res.Restart) > 0 {
 		attrs = append(attrs, "restart_needed", strings.Join(res.Restart, ", "))
 	}
-	attrs = append(attrs, "sessions_revoked", res.Revoked, "streams_ended", res.Ended)
+	attrs = append(attrs, "sessions_revoked", res.Revoked, "streams_ended", res.Ended, "exposers_withdrawn", res.Withdrawn)
 	s.log.Info("reload applied", attrs...)
 	return res, nil
 }

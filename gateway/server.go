@@ -58,7 +58,9 @@ type Server struct {
 	now   func() time.Time
 	count counters
 	sdk   atomic.Pointer[liveSDK]
-	http  *http.Server
+	// exposers holds the registrations of exposed services.
+	exposers exposerTable
+	http     *http.Server
 	// wireIn and wireOut add up the wire bytes of ended sessions; the
 	// metric adds the open ones' at scrape time.
 	wireIn, wireOut atomic.Int64
@@ -188,6 +190,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.log.Info("draining", "sessions", len(sessions), "drain_timeout", s.config().Server.DrainTimeout.String())
+	// Exposers are told to register elsewhere: their registration
+	// streams end, so their sessions go as their last stream does.
+	s.withdrawExposers(nil)
 	for _, se := range sessions {
 		se.drain()
 	}

@@ -574,7 +574,8 @@ func (se *session) serveStream(st *yamux.Stream, cost int64) {
 	name := ""
 	refuse := func(status tunnel.OpenStatus, msg string) { se.refuse(st, name, status, msg) }
 	_ = st.SetReadDeadline(time.Now().Add(cfg.Server.HandshakeTimeout.Duration))
-	name, err := tunnel.ReadOpenRequest(st)
+	req, err := tunnel.ReadRequest(st)
+	name = req.Service
 	if err != nil {
 		if errors.Is(err, tunnel.ErrBadOpen) {
 			refuse(tunnel.OpenBadRequest, err.Error())
@@ -590,6 +591,10 @@ func (se *session) serveStream(st *yamux.Stream, cost int64) {
 	if max := cfg.Limits.MaxStreamsPerSession; n > int64(max) {
 		s.count.streamsLimited.Add(1)
 		refuse(tunnel.OpenLimit, fmt.Sprintf("this session already has %d streams open, the maximum", max))
+		return
+	}
+	if req.Register {
+		se.serveRegistration(st, cfg, req)
 		return
 	}
 	svc := cfg.Services[name]
@@ -613,7 +618,14 @@ func (se *session) serveStream(st *yamux.Stream, cost int64) {
 		return
 	}
 	t0 := time.Now()
-	backend, status, msg := s.dialBackend(se.ctx, cfg, svc) // gives up when the tunnel dies
+	var backend net.Conn
+	var status tunnel.OpenStatus
+	var msg string
+	if svc.Exposed() {
+		backend, status, msg = s.dialExposed(se.ctx, cfg, svc)
+	} else {
+		backend, status, msg = s.dialBackend(se.ctx, cfg, svc) // gives up when the tunnel dies
+	}
 	s.metrics.dialSeconds.WithLabelValues(name).Observe(time.Since(t0).Seconds())
 	if status != tunnel.OpenOK {
 		refuse(status, msg)
@@ -653,7 +665,14 @@ func (se *session) serveStream(st *yamux.Stream, cost int64) {
 	if _, err := st.Write(tunnel.AppendOpenResponse(nil, tunnel.OpenOK, "")); err != nil {
 		return
 	}
-	cc := newCountedConn(tunnel.Stream{Stream: st}, s.metrics, name)
+	cc := newCountedConn(tunnel.Stream{Stream: st}, s.metrics, name, func() {
+		if removed.Load() == nil { // a removed service's streams end with the FIN sent
+			_ = se.view.ResetStream(st.StreamID())
+			// This side's yamux forgets the stream only when the client
+			// next sends something: the copy from it stops now.
+			_ = st.SetReadDeadline(time.Now())
+		}
+	})
 	err = tunnel.PipeLimited(cc, backend, se.large)
 	var how string
 	switch {
@@ -676,8 +695,11 @@ func (se *session) serveStream(st *yamux.Stream, cost int64) {
 	}
 	s.log.Info("stream ended", attrs...)
 	// Both directions have ended on our side. A client that has not sent
-	// its FIN yet (the copy to the backend failed) gets the reaper.
-	se.reap(st)
+	// its FIN yet (the copy to the backend failed) gets the reaper, unless
+	// the stream was reset: then nothing of it is left to read.
+	if !cc.wasReset.Load() || removed.Load() != nil {
+		se.reap(st)
+	}
 }
 
 // backendAddr is the address a stream's backend connection went to.
@@ -690,6 +712,10 @@ func backendAddr(svc *config.Service, c net.Conn) string {
 
 // abort closes a backend connection with a reset where it can.
 func abort(c net.Conn) {
+	if a, ok := c.(interface{ abort() }); ok {
+		a.abort()
+		return
+	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}

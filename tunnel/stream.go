@@ -29,17 +29,23 @@ type OpenStatus byte
 
 // Open statuses. Values are fixed by docs/PROTOCOL.md.
 const (
-	OpenOK             OpenStatus = 0 // connected; raw bytes follow
-	OpenUnknownService OpenStatus = 1 // no service of that name
-	OpenForbidden      OpenStatus = 2 // the credential does not allow it
-	OpenRefused        OpenStatus = 3 // the backend refused the connection
-	OpenTimeout        OpenStatus = 4 // the backend did not answer in time
-	OpenLimit          OpenStatus = 5 // a limit was reached (streams per session...)
-	OpenUnreachable    OpenStatus = 6 // any other failure to reach the backend
-	OpenBadRequest     OpenStatus = 7 // the open request was malformed
-	OpenUnavailable    OpenStatus = 8 // the gateway is shutting down
-	OpenBusy           OpenStatus = 9 // the gateway's buffer budget is spent: back off, never open another session for it
+	OpenOK             OpenStatus = 0  // connected; raw bytes follow
+	OpenUnknownService OpenStatus = 1  // no service of that name
+	OpenForbidden      OpenStatus = 2  // the credential does not allow it
+	OpenRefused        OpenStatus = 3  // the backend refused the connection
+	OpenTimeout        OpenStatus = 4  // the backend did not answer in time
+	OpenLimit          OpenStatus = 5  // a limit was reached (streams per session...)
+	OpenUnreachable    OpenStatus = 6  // any other failure to reach the backend
+	OpenBadRequest     OpenStatus = 7  // the open request was malformed
+	OpenUnavailable    OpenStatus = 8  // the gateway is shutting down
+	OpenBusy           OpenStatus = 9  // the gateway's buffer budget is spent: back off, never open another session for it
+	OpenNotExposed     OpenStatus = 10 // no client exposes the service right now
 )
+
+// RegisterVersion is the version byte of an exposer's registration
+// request (docs/PROTOCOL.md §6): a version 1 gateway answers it with
+// status 7, so it is never taken for an open.
+const RegisterVersion = 0x02
 
 func (s OpenStatus) String() string {
 	switch s {
@@ -63,6 +69,8 @@ func (s OpenStatus) String() string {
 		return "unavailable"
 	case OpenBusy:
 		return "busy"
+	case OpenNotExposed:
+		return "not exposed"
 	}
 	return fmt.Sprintf("status %d", byte(s))
 }
@@ -93,19 +101,78 @@ func AppendOpenRequest(b []byte, service string) ([]byte, error) {
 	return append(b, service...), nil
 }
 
-// ReadOpenRequest reads an open request and returns the service name.
+// AppendRegisterRequest appends an exposer's registration of service
+// under exposer ID id (1 to 255 bytes each) to b.
+func AppendRegisterRequest(b []byte, service, id string) ([]byte, error) {
+	if len(service) == 0 || len(service) > 255 {
+		return b, fmt.Errorf("%w: service name of %d bytes (1 to 255)", ErrBadOpen, len(service))
+	}
+	if len(id) == 0 || len(id) > 255 {
+		return b, fmt.Errorf("%w: exposer ID of %d bytes (1 to 255)", ErrBadOpen, len(id))
+	}
+	b = append(b, RegisterVersion, byte(len(service)))
+	b = append(b, service...)
+	b = append(b, byte(len(id)))
+	return append(b, id...), nil
+}
+
+// Request is what the first bytes of a client-opened stream ask for: a
+// stream to Service, or, with Register set, to expose Service under
+// ExposerID.
+type Request struct {
+	Service   string
+	Register  bool
+	ExposerID string
+}
+
+// ReadOpenRequest reads an open request (version 1 only) and returns the
+// service name: what an exposer reads on a gateway-opened stream.
 func ReadOpenRequest(r io.Reader) (string, error) {
-	var hdr [2]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	var v [1]byte
+	if _, err := io.ReadFull(r, v[:]); err != nil {
 		return "", err
 	}
-	if hdr[0] != ProtocolVersion {
-		return "", fmt.Errorf("%w: version %#x, want %#x", ErrBadOpen, hdr[0], ProtocolVersion)
+	if v[0] != ProtocolVersion {
+		return "", fmt.Errorf("%w: version %#x, want %#x", ErrBadOpen, v[0], ProtocolVersion)
 	}
-	if hdr[1] == 0 {
-		return "", fmt.Errorf("%w: empty service name", ErrBadOpen)
+	return readName(r, "service name")
+}
+
+// ReadRequest reads an open request or a registration: what the gateway
+// reads on a client-opened stream.
+func ReadRequest(r io.Reader) (Request, error) {
+	var v [1]byte
+	if _, err := io.ReadFull(r, v[:]); err != nil {
+		return Request{}, err
 	}
-	name := make([]byte, hdr[1])
+	switch v[0] {
+	case ProtocolVersion:
+		name, err := readName(r, "service name")
+		return Request{Service: name}, err
+	case RegisterVersion:
+		name, err := readName(r, "service name")
+		if err != nil {
+			return Request{}, err
+		}
+		id, err := readName(r, "exposer ID")
+		return Request{Service: name, Register: true, ExposerID: id}, err
+	}
+	return Request{}, fmt.Errorf("%w: version %#x, want %#x or %#x", ErrBadOpen, v[0], ProtocolVersion, RegisterVersion)
+}
+
+// readName reads a length byte (1 to 255) and that many bytes of UTF-8.
+func readName(r io.Reader, what string) (string, error) {
+	var n [1]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return "", err
+	}
+	if n[0] == 0 {
+		return "", fmt.Errorf("%w: empty %s", ErrBadOpen, what)
+	}
+	name := make([]byte, n[0])
 	if _, err := io.ReadFull(r, name); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -113,7 +180,7 @@ func ReadOpenRequest(r io.Reader) (string, error) {
 		return "", err
 	}
 	if !utf8.Valid(name) {
-		return "", fmt.Errorf("%w: service name is not UTF-8", ErrBadOpen)
+		return "", fmt.Errorf("%w: %s is not UTF-8", ErrBadOpen, what)
 	}
 	return string(name), nil
 }

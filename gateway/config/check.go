@@ -93,8 +93,11 @@ func checkBackend(s string) error {
 		}
 		return fmt.Errorf("invalid backend %q: unknown builtin %q; known: %s", s, name, strings.Join(Builtins, ", "))
 	}
+	if s == ExposeBackend {
+		return nil
+	}
 	if s == "" {
-		return fmt.Errorf(`invalid backend "": want "host:port" or "builtin:echo"`)
+		return fmt.Errorf(`invalid backend "": want "host:port", "builtin:echo" or "expose"`)
 	}
 	return checkHostPort(s, 1, true)
 }

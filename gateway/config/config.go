@@ -97,6 +97,9 @@ type Limits struct {
 	HandshakesPerSecondPerIP float64  `toml:"handshakes_per_second_per_ip"` // more than 0
 	MaxPendingHandshakes     int      `toml:"max_pending_handshakes"`
 	DialTimeout              Duration `toml:"dial_timeout"` // more than 0
+	// MaxExposersPerService bounds the clients that may expose one
+	// service at once (at least 1).
+	MaxExposersPerService int `toml:"max_exposers_per_service"`
 	// StreamWindow is the receive window the gateway grants each stream
 	// (256KiB to 16MiB): what a client may send ahead of the backend
 	// reading it, and so what each stream may make the gateway buffer.
@@ -222,7 +225,14 @@ type Token struct {
 	// [services]; "*", which must then be the only entry, means every
 	// service, private ones included. See Token.Allows.
 	Services []string `toml:"services" check:"token-service"`
+	// Expose names the services (each with backend = "expose") that the
+	// token may expose with `ferry expose`. A token may expose without
+	// opening anything: Services may then be empty.
+	Expose []string `toml:"expose" check:"token-service"`
 }
+
+// Exposes reports whether t may expose the named service.
+func (t *Token) Exposes(service string) bool { return slices.Contains(t.Expose, service) }
 
 // Allows reports whether t may open the named service.
 func (t *Token) Allows(service string) bool {
@@ -247,7 +257,8 @@ type Service struct {
 	// starting with a letter or digit (so never "*").
 	Name string `toml:"-"`
 	// Backend is "host:port" ("127.0.0.1:6379", "[::1]:6379",
-	// "db.internal:5432"; port 1-65535) or "builtin:NAME" (see Builtins).
+	// "db.internal:5432"; port 1-65535), "builtin:NAME" (see Builtins) or
+	// "expose" (ExposeBackend: whichever client exposes the service).
 	Backend string `toml:"backend" check:"backend"`
 	// Public services may be opened without a credential.
 	Public bool `toml:"public"`
@@ -265,6 +276,13 @@ type Service struct {
 	// (from 1B to 1GiB; default 1MiB). Only framed services have one.
 	MaxMessage ByteSize `toml:"max_message"`
 }
+
+// ExposeBackend is the backend of a service that clients expose (`ferry
+// expose`): the gateway's streams to it go to a connected exposer.
+const ExposeBackend = "expose"
+
+// Exposed reports whether the service's backend is an exposer.
+func (s *Service) Exposed() bool { return s.Backend == ExposeBackend }
 
 // Framings are the values of a service's framing.
 var Framings = []string{"raw", "lines", "u32be"}
@@ -359,6 +377,7 @@ func defaults() *Config {
 			HandshakesPerSecondPerIP: 20,
 			MaxPendingHandshakes:     1000,
 			DialTimeout:              Duration{5 * time.Second},
+			MaxExposersPerService:    16,
 			StreamWindow:             256 * KiB,
 			BufferBudget:             1 * GiB,
 		},

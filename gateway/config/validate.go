@@ -75,6 +75,7 @@ func (c *Config) problems() []problem {
 		v.add(lp.key("handshakes_per_second_per_ip"), "must be a number more than 0, got %v", r)
 	}
 	v.atLeast(lp.key("max_pending_handshakes"), l.MaxPendingHandshakes, 1)
+	v.atLeast(lp.key("max_exposers_per_service"), l.MaxExposersPerService, 1)
 	v.positive(lp.key("dial_timeout"), l.DialTimeout)
 	if l.StreamWindow < 256*KiB || l.StreamWindow > 16*MiB {
 		v.add(lp.key("stream_window"), "must be from 256KiB (yamux's smallest window) to 16MiB, got %s", l.StreamWindow)
@@ -173,8 +174,21 @@ func (c *Config) checkTokens(v *validator) {
 				byName[t.Name] = i
 			}
 		}
-		if len(t.Services) == 0 {
-			v.add(tp.key("services"), `lists no service: name services, or "*" for all`)
+		if len(t.Services) == 0 && len(t.Expose) == 0 {
+			v.add(tp.key("services"), `lists no service: name services, or "*" for all (or services to expose, in expose)`)
+		}
+		for j, name := range t.Expose {
+			p := tp.key("expose").index(j)
+			switch svc := c.Services[name]; {
+			case name == "*":
+				v.add(p, `"*" is not allowed in expose: name each service`)
+			case checkServiceName(name) != nil:
+				v.check(p, checkServiceName(name))
+			case svc == nil:
+				v.add(p, "unknown service %q: no [%s] table%s", name, keyPath{"services"}.key(name), suggest(name, c.ServiceNames()))
+			case !svc.Exposed():
+				v.add(p, "service %q has backend %q: only a service with backend = \"expose\" can be exposed", name, svc.Backend)
+			}
 		}
 		for j, name := range t.Services {
 			p := tp.key("services").index(j)
@@ -204,7 +218,7 @@ func (c *Config) checkServices(v *validator) {
 			v.add(p, "Name is %q, not the service's key", s.Name)
 		}
 		if s.Backend == "" {
-			v.add(p.key("backend"), `missing: want "host:port" or "builtin:echo"`)
+			v.add(p.key("backend"), `missing: want "host:port", "builtin:echo" or "expose"`)
 		} else {
 			v.check(p.key("backend"), checkBackend(s.Backend))
 			v.check(p.key("backend"), c.Network.checkDenied(s.Backend))

@@ -14,7 +14,9 @@
  *   4401 (missing, bad or expired credential: "token expired" when a
  *   signed token expires during the session), 4403 (forbidden), 4429 (too
  *   many sessions, or the gateway's buffer budget is spent), 1001 (the
- *   gateway is shutting down), 1011 "keepalive timeout" (the gateway
+ *   gateway is shutting down or draining: also when it only said it takes
+ *   no new streams, a yamux GoAway, while the tunnel's open sockets carry
+ *   on; the page moves to a new tunnel at once), 1011 "keepalive timeout" (the gateway
  *   stopped hearing the page), or 1006 when the
  *   browser saw the WebSocket fail and gives no reason (the gateway is
  *   unreachable, or refused the handshake with an HTTP error);
