@@ -45,20 +45,17 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 }
 
 // options turns the flags into client options.
-func (f *clientFlags) options() (*client.Options, error) {
+func (f *clientFlags) options(tunnelURL string) (*client.Options, error) {
 	opts := &client.Options{Header: http.Header{}}
 	switch {
 	case f.token != "":
 		opts.Token = f.token
 	case f.tokenFile != "":
-		b, err := os.ReadFile(f.tokenFile)
+		tok, err := readTokenFile(f.tokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("-token-file: %w", err)
+			return nil, err
 		}
-		opts.Token = strings.TrimSpace(string(b))
-		if opts.Token == "" {
-			return nil, fmt.Errorf("-token-file: %s is empty", f.tokenFile)
-		}
+		opts.Token = tok
 	default:
 		opts.Token = os.Getenv("FERRY_TOKEN")
 	}
@@ -157,7 +154,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		fwds = append(fwds, fwd{l, svc})
 	}
-	opts, err := cf.options()
+	opts, err := cf.options(tunnelURL)
 	if err != nil {
 		fmt.Fprintln(stderr, "ferry forward:", err)
 		return 2
@@ -228,7 +225,7 @@ func runConnect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return 2
 	}
 	tunnelURL, service := fs.Arg(0), fs.Arg(1)
-	opts, err := cf.options()
+	opts, err := cf.options(tunnelURL)
 	if err != nil {
 		fmt.Fprintln(stderr, "ferry connect:", err)
 		return 2
