@@ -87,7 +87,7 @@ func TestTokenNewToFile(t *testing.T) {
 	if err := os.WriteFile(file, out.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cf := &clientFlags{tokenFile: file}
+	cf := &clientFlags{tokenFile: file, timeout: time.Second, wait: time.Second}
 	opts, err := cf.options("ws://127.0.0.1:1/tunnel")
 	if err != nil {
 		t.Fatal(err)

@@ -29,6 +29,8 @@ type link struct {
 	idleDone bool // idle is closed
 	opened   bool // a stream was opened on the link
 	eager    bool // the link was dialed at once, without a backoff wait
+
+	maxStreams int // the gateway's streams per session (Ferry-Limits), 0 if unknown
 }
 
 func newLink(nc net.Conn) *link {
