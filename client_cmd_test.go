@@ -255,3 +255,27 @@ func TestForwardRetriesAtStart(t *testing.T) {
 		t.Errorf("no connected line:\n%s", longErr)
 	}
 }
+
+func TestDedup(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	d := &dedup{w: &b, every: time.Hour}
+	for i := 0; i < 5; i++ {
+		d.say("limit reached")
+	}
+	d.say("other")
+	d.every = 0
+	d.say("other")
+	if want := "limit reached\nother\nother\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+	b.Reset()
+	d = &dedup{w: &b, every: time.Hour}
+	d.say("x")
+	d.say("x")
+	d.every = 0
+	d.say("x")
+	if want := "x\nx (and 1 more like it)\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}

@@ -335,12 +335,16 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			giveUp()
 		}
 	}
+	opts.OnLimit = func(e *client.SessionLimitError) {
+		fmt.Fprintf(stderr, "%s: the gateway refused tunnel %d for more streams: %s; connections past the streams of %d tunnel(s) are refused\n", cmd, e.Tunnels+1, reason(tunnelURL, e.Err), e.Tunnels)
+	}
 	sess, err := client.Connect(ctx, tunnelURL, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", cmd, describe(tunnelURL, err))
 		return 1
 	}
 	defer sess.Close()
+	errLines := &dedup{w: stderr, every: 10 * time.Second}
 	errc := make(chan error, len(fwds))
 	for i, f := range fwds {
 		ln := lns[i]
@@ -353,7 +357,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 					return
 				}
 				if ctx.Err() == nil {
-					fmt.Fprintf(stderr, "%s: %s\n", cmd, describe(tunnelURL, err))
+					errLines.say(fmt.Sprintf("%s: %s", cmd, describe(tunnelURL, err)))
 				}
 			})
 		}()

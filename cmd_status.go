@@ -91,6 +91,35 @@ func (r *reporter) saidFinal() bool {
 	return r.final
 }
 
+// dedup prints lines, but a line like the last one only once per every:
+// a pool of connections refused for the same reason gives one line, and
+// then one with the count of those left unsaid.
+type dedup struct {
+	w     io.Writer
+	every time.Duration
+
+	mu     sync.Mutex
+	last   string
+	at     time.Time
+	unsaid int
+}
+
+func (d *dedup) say(line string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	if line == d.last && now.Sub(d.at) < d.every {
+		d.unsaid++
+		return
+	}
+	out := line
+	if line == d.last && d.unsaid > 0 {
+		out = fmt.Sprintf("%s (and %d more like it)", line, d.unsaid)
+	}
+	fmt.Fprintln(d.w, out)
+	d.last, d.at, d.unsaid = line, now, 0
+}
+
 // retryIn says when the next attempt comes: "retrying in 1.2s".
 func retryIn(d time.Duration) string {
 	if d <= 0 {

@@ -60,6 +60,11 @@ type Options struct {
 	RetryAtStart bool
 	// OnStatus, when set, is told of connection changes; it must not block.
 	OnStatus func(Status)
+	// OnLimit, when set, is told once (until the extra tunnels are gone)
+	// that the gateway refused one more tunnel for streams past the
+	// per-session limit; Dials past the limit then get status 5. It must
+	// not block.
+	OnLimit func(*SessionLimitError)
 }
 
 // State is a Session's connection state.
@@ -99,6 +104,19 @@ type Status struct {
 	Err   error
 	Delay time.Duration
 }
+
+// RefusedError is a handshake the gateway answered with an HTTP error.
+type RefusedError struct {
+	Status int
+	Err    error
+}
+
+func (e *RefusedError) Error() string { return e.Err.Error() }
+
+// Permanent reports whether retrying cannot help: the credential was
+// refused (401) or the request is forbidden (403).
+func (e *RefusedError) Permanent() bool { return e.Status == 401 || e.Status == 403 }
+func (e *RefusedError) Unwrap() error   { return e.Err }
 
 // ErrClosed is returned by a Session that was closed.
 var ErrClosed = errors.New("client: session closed")
@@ -144,6 +162,12 @@ type Session struct {
 	closed  bool
 	lastErr error
 	failed  error // a permanent refusal ended reconnection
+
+	extra             []*link       // links for streams past cur's limit (pool.go)
+	extraDialing      chan struct{} // closed when the extra link being dialed is up or failed
+	extraRefusedUntil time.Time     // no extra link is dialed before then
+	limitReported     bool          // OnLimit was told
+	runCtx            context.Context
 
 	done   chan struct{}
 	wg     sync.WaitGroup
@@ -195,6 +219,7 @@ func Connect(ctx context.Context, tunnelURL string, opts *Options) (*Session, er
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	s.runCtx = runCtx
 	s.wg.Add(1)
 	go s.supervise(runCtx, l)
 	return s, nil
@@ -231,6 +256,7 @@ func (s *Session) dialLink(ctx context.Context) (*link, error) {
 	}
 	if fl, ok := nc.(interface{ FerryLimits() string }); ok {
 		l.maxStreams = parseLimits(fl.FerryLimits())
+		l.cap = l.maxStreams
 	}
 	if ka, ok := nc.(interface{ KeepAlive(time.Duration) error }); ok {
 		go func() { _ = ka.KeepAlive(s.opts.Keepalive) }()
@@ -350,13 +376,11 @@ func (s *Session) Dial(ctx context.Context, service string) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	limitRetries, busyRetries := 0, 0
 	for retries := 0; ; {
-		l, err := s.current(ctx)
+		l, err := s.pick(ctx)
 		if err != nil {
 			return nil, err
-		}
-		if !l.acquire() {
-			continue // GoAway just arrived: current waits for the next link
 		}
 		st, err := l.mux.OpenStream()
 		if err != nil {
@@ -379,6 +403,23 @@ func (s *Session) Dial(ctx context.Context, service string) (*Conn, error) {
 		if ctx.Err() == nil && !answered(err) && !l.usable() && retries < maxOpenRetries {
 			retries++
 			continue
+		}
+		var oe *tunnel.OpenError
+		isOE := errors.As(err, &oe)
+		if (isOE && oe.Status == tunnel.OpenLimit || errors.Is(err, yamux.ErrConnectionReset)) && limitRetries < maxLimitRetries && ctx.Err() == nil {
+			// This link's streams are at the gateway's limit: another
+			// link (an extra one, dialed if need be) may have room.
+			l.markFull()
+			limitRetries++
+			continue
+		}
+		if isOE && oe.Status == tunnel.OpenBusy && busyRetries < maxBusyRetries {
+			// The gateway's memory budget: wait, on the same link; a new
+			// tunnel would only cost it more.
+			if busyWait(ctx, busyRetries) == nil {
+				busyRetries++
+				continue
+			}
 		}
 		if errors.Is(err, yamux.ErrConnectionReset) {
 			// The gateway resets opens past the refusals it answers at
@@ -443,6 +484,7 @@ func (s *Session) Close() error {
 	s.closed = true
 	l := s.cur
 	s.mu.Unlock()
+	// The extra links are closed by their watchers, on s.cancel.
 	close(s.done)
 	if l != nil {
 		l.close()

@@ -121,16 +121,3 @@ func certificateError(err error) error {
 	}
 	return nil
 }
-
-// RefusedError is a handshake the gateway answered with an HTTP error.
-type RefusedError struct {
-	Status int
-	Err    error
-}
-
-func (e *RefusedError) Error() string { return e.Err.Error() }
-
-// Permanent reports whether retrying cannot help: the credential was
-// refused (401) or the request is forbidden (403).
-func (e *RefusedError) Permanent() bool { return e.Status == 401 || e.Status == 403 }
-func (e *RefusedError) Unwrap() error   { return e.Err }
