@@ -6,11 +6,12 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -147,19 +148,21 @@ func TestConnectTimeout(t *testing.T) {
 // syncBuffer is a bytes.Buffer for output written by one goroutine and
 // read by another.
 type syncBuffer struct {
-	mu sync.Mutex
 	b  bytes.Buffer
+	lw lockedWriter
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+func newSyncBuffer() *syncBuffer {
+	s := &syncBuffer{}
+	s.lw.w = &s.b
+	return s
 }
+
+func (s *syncBuffer) Write(p []byte) (int, error) { return s.lw.Write(p) }
 
 func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lw.mu.Lock()
+	defer s.lw.mu.Unlock()
 	return s.b.String()
 }
 
@@ -170,7 +173,7 @@ func forwardInProcess(t *testing.T, args ...string) (string, *syncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	stderr := &syncBuffer{}
+	stderr := newSyncBuffer()
 	done := make(chan int, 1)
 	go func() {
 		done <- runContext(ctx, append(append([]string{"forward"}, args...), "0=echo"), nil, pw, stderr)
@@ -277,5 +280,30 @@ func TestDedup(t *testing.T) {
 	d.say("x")
 	if want := "x\nx (and 1 more like it)\n"; b.String() != want {
 		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
+
+// TestUnknownAuthority: a wss:// gateway whose certificate no trusted
+// authority signed ends connect at once (it is permanent, retrying cannot
+// help), said once, with what to do.
+func TestUnknownAuthority(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	u := "wss://" + strings.TrimPrefix(srv.URL, "https://") + "/tunnel"
+	var out, errb bytes.Buffer
+	start := time.Now()
+	code := runContext(context.Background(), []string{"connect", u, "echo"}, strings.NewReader(""), &out, &errb)
+	if code != 1 || time.Since(start) > 5*time.Second {
+		t.Errorf("exit %d after %s, want 1 at once", code, time.Since(start))
+	}
+	s := errb.String()
+	for _, want := range []string{"x509: certificate signed by unknown authority", "give -ca FILE", "-pin with the SHA-256 fingerprint that `ferry serve -self-signed` prints"} {
+		if strings.Count(s, want) != 1 {
+			t.Errorf("stderr has %q %d times, want once:\n%s", want, strings.Count(s, want), s)
+		}
+	}
+	if strings.Contains(s, "tls: tls:") || strings.Contains(s, "retrying") {
+		t.Errorf("stderr:\n%s", s)
 	}
 }

@@ -282,6 +282,7 @@ connection waits up to -wait for the tunnel.
 
 func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	const cmd = "ferry forward"
+	stderr = &lockedWriter{w: stderr} // status lines come from the Session's goroutines
 	fs, cf, code, ok := forwardCommand.parse(args, stdout, stderr)
 	if !ok {
 		return code
@@ -395,6 +396,7 @@ standard error only what went wrong.
 
 func runConnect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	const cmd = "ferry connect"
+	stderr = &lockedWriter{w: stderr} // status lines come from the Session's goroutines
 	fs, cf, code, ok := connectCommand.parse(args, stdout, stderr)
 	if !ok {
 		return code
@@ -422,8 +424,10 @@ func runConnect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	cancel()
 	if err != nil {
 		var nt *client.NoTunnelError
+		var p interface{ Permanent() bool }
 		switch {
-		case rep.saidFinal():
+		case errors.As(err, &p) && p.Permanent():
+			fmt.Fprintf(stderr, "%s: giving up: %s\n", cmd, describe(tunnelURL, err))
 		case errors.As(err, &nt) && ctx.Err() == nil:
 			fmt.Fprintf(stderr, "%s: giving up: no tunnel to %s within %s (-wait)\n", cmd, tunnelURL, cf.wait)
 		default:

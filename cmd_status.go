@@ -75,8 +75,9 @@ func (r *reporter) line(st client.Status) (string, bool) {
 		return fmt.Sprintf("%s: %s", retryIn(st.Delay), describeAttempt(r.url, st.Err)), false
 	case client.Closed:
 		r.connected = false
-		if st.Err == nil {
-			return "", false
+		if st.Err == nil || r.quiet {
+			// ferry connect says it with the Dial's error.
+			return "", st.Err != nil
 		}
 		r.final, r.troubled = true, true
 		return "giving up: " + describe(r.url, st.Err), true
@@ -84,11 +85,16 @@ func (r *reporter) line(st client.Status) (string, bool) {
 	return "", false
 }
 
-// saidFinal reports whether a permanent refusal was reported.
-func (r *reporter) saidFinal() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.final
+// lockedWriter serializes the writes of several goroutines to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // dedup prints lines, but a line like the last one only once per every:
