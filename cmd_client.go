@@ -282,7 +282,20 @@ connection waits up to -wait for the tunnel.
 
 func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	const cmd = "ferry forward"
-	stderr = &lockedWriter{w: stderr} // status lines come from the Session's goroutines
+	// Status lines come from the Session's goroutines: one writer
+	// serializes them. On a terminal it keeps a live status line.
+	var live *liveReporter
+	if width, tty := terminalWidth(stderr); tty {
+		ll := &liveLine{w: stderr, width: width}
+		defer ll.end()
+		stderr = ll
+		if _, tty := terminalWidth(stdout); tty {
+			stdout = ll.above(stdout)
+		}
+		live = &liveReporter{line: ll}
+	} else {
+		stderr = &lockedWriter{w: stderr}
+	}
 	fs, cf, code, ok := forwardCommand.parse(args, stdout, stderr)
 	if !ok {
 		return code
@@ -331,10 +344,20 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	rep.once = cf.once
 	var failed atomic.Bool
 	opts.OnStatus = func(st client.Status) {
-		if rep.status(st) {
+		final := false
+		if live != nil && !cf.once {
+			final = live.status(st, cmd)
+		} else {
+			final = rep.status(st)
+		}
+		if final {
 			failed.Store(true)
 			giveUp()
 		}
+	}
+	if live != nil {
+		live.st.url = tunnelURL
+		live.line.set(renderLive(live.st, time.Now()))
 	}
 	opts.OnLimit = func(e *client.SessionLimitError) {
 		fmt.Fprintf(stderr, "%s: the gateway refused tunnel %d for more streams: %s; connections past the streams of %d tunnel(s) are refused\n", cmd, e.Tunnels+1, reason(tunnelURL, e.Err), e.Tunnels)
@@ -345,6 +368,14 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	defer sess.Close()
+	if live != nil {
+		live.mu.Lock()
+		live.sess = sess
+		live.mu.Unlock()
+		stop, ticking := make(chan struct{}), make(chan struct{})
+		go func() { live.run(stop); close(ticking) }()
+		defer func() { close(stop); <-ticking }()
+	}
 	errLines := &dedup{w: stderr, every: 10 * time.Second}
 	errc := make(chan error, len(fwds))
 	for i, f := range fwds {

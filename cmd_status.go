@@ -70,7 +70,8 @@ func (r *reporter) line(st client.Status) (string, bool) {
 			return fmt.Sprintf("tunnel down: %s; exiting (-once)", describeAttempt(r.url, st.Err)), true
 		}
 		if wasUp {
-			return fmt.Sprintf("tunnel down: %s; %s", describeAttempt(r.url, st.Err), retryIn(st.Delay)), false
+			// The tunnel was up: "cannot reach" would be wrong.
+			return fmt.Sprintf("tunnel down: %s; %s", reason(r.url, st.Err), retryIn(st.Delay)), false
 		}
 		return fmt.Sprintf("%s: %s", retryIn(st.Delay), describeAttempt(r.url, st.Err)), false
 	case client.Closed:

@@ -169,6 +169,8 @@ type Session struct {
 	limitReported     bool          // OnLimit was told
 	runCtx            context.Context
 
+	bytes counters
+
 	done   chan struct{}
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
@@ -394,7 +396,7 @@ func (s *Session) Dial(ctx context.Context, service string) (*Conn, error) {
 			}
 			return nil, fmt.Errorf("client: open stream: %w", err)
 		}
-		c, err := openStream(ctx, st, service, req, l.release)
+		c, err := openStream(ctx, st, service, req, l.release, &s.bytes)
 		if err == nil {
 			l.noteOpened()
 			return c, nil
@@ -441,7 +443,7 @@ func answered(err error) bool {
 
 // openStream writes the open request on st and reads the answer; end is
 // the returned Conn's end of use.
-func openStream(ctx context.Context, st *yamux.Stream, service string, req []byte, end func()) (*Conn, error) {
+func openStream(ctx context.Context, st *yamux.Stream, service string, req []byte, end func(), bytes *counters) (*Conn, error) {
 	// yamux's Close only sends FIN and leaves reads blocked: a deadline in
 	// the past is what wakes the read of the answer.
 	stop := context.AfterFunc(ctx, func() { _ = st.SetDeadline(time.Unix(1, 0)) })
@@ -471,7 +473,7 @@ func openStream(ctx context.Context, st *yamux.Stream, service string, req []byt
 		st.Close()
 		return nil, &tunnel.OpenError{Service: service, Status: status, Message: msg}
 	}
-	return newConn(st, service, end), nil
+	return newConn(st, service, end, bytes), nil
 }
 
 // Close ends the Session and every stream on it, on every tunnel.

@@ -52,13 +52,16 @@ func (e *SessionLimitError) Unwrap() error { return e.Err }
 type Stats struct {
 	Tunnels int // links open for new streams: the current one and extras
 	Streams int // streams open or being opened, on every link
+	// BytesIn and BytesOut count the payload read from and written to
+	// the Session's streams since it was made.
+	BytesIn, BytesOut uint64
 }
 
 // Stats returns the Session's counts.
 func (s *Session) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var st Stats
+	st := Stats{BytesIn: s.bytes.in.Load(), BytesOut: s.bytes.out.Load()}
 	if s.cur != nil {
 		st.Tunnels++
 		st.Streams += s.cur.count()
