@@ -45,7 +45,7 @@ func TestClientArgs(t *testing.T) {
 		{[]string{"forward", u, "70000=redis"}, 2, `port "70000" is not a port number`},
 		{[]string{"forward", u, "-1=redis"}, 2, `port "-1" is not a port number`},
 		{[]string{"forward", u, "x=redis"}, 2, `port "x" is not a port number`},
-		{[]string{"forward", u, "[::1=redis"}, 2, `LISTEN "[::1" is not host:port`},
+		{[]string{"forward", u, "[::1=redis"}, 2, `listen address "[::1" is not host:port`},
 		{[]string{"forward", u, "6379=Redis"}, 2, `"Redis" is not a service name`},
 		{[]string{"forward", u, "6379=a", "127.0.0.1:6379=b"}, 2, "127.0.0.1:6379 is given twice"},
 		{[]string{"forward", "http://gw/tunnel", "0=a"}, 2, "want ws:// or wss://"},
@@ -166,7 +166,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// forwardInProcess runs `ferry forward ARGS... 0=echo` in this process and
+// forwardInProcess runs `ferry forward ARGS...` (one forward to echo) in this process and
 // returns the local address it forwards from and its stderr; it ends, and
 // must exit 0, when the test does (after the test's own cleanups).
 func forwardInProcess(t *testing.T, args ...string) (string, *syncBuffer) {
@@ -176,7 +176,7 @@ func forwardInProcess(t *testing.T, args ...string) (string, *syncBuffer) {
 	stderr := newSyncBuffer()
 	done := make(chan int, 1)
 	go func() {
-		done <- runContext(ctx, append(append([]string{"forward"}, args...), "0=echo"), nil, pw, stderr)
+		done <- runContext(ctx, append([]string{"forward"}, args...), nil, pw, stderr)
 		pw.Close()
 	}()
 	t.Cleanup(func() {
@@ -210,8 +210,8 @@ func TestForwardRetriesAtStart(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	u := "ws://" + addr + "/tunnel"
-	shortWait, shortErr := forwardInProcess(t, "-wait", "300ms", u)
-	longWait, longErr := forwardInProcess(t, "-wait", "30s", u)
+	shortWait, shortErr := forwardInProcess(t, "-wait", "300ms", u, "0=echo")
+	longWait, longErr := forwardInProcess(t, "-wait", "30s", u, "0=echo")
 
 	c, err := net.Dial("tcp", shortWait)
 	if err != nil {
@@ -231,22 +231,7 @@ func TestForwardRetriesAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() }) // before the forward ends, which waits for its connections
-	srv, err := gateway.New(config.Default(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { srv.Serve(gln); close(served) }()
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		srv.Shutdown(sctx)
-		<-served
-	})
+	serveGateway(t, addr)
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := io.WriteString(c, "hello\n"); err != nil {
 		t.Fatal(err)
@@ -306,4 +291,76 @@ func TestUnknownAuthority(t *testing.T) {
 	if strings.Contains(s, "tls: tls:") || strings.Contains(s, "retrying") {
 		t.Errorf("stderr:\n%s", s)
 	}
+}
+
+// TestForwardConfig: ferry forward -config FILE [PROFILE] takes the
+// gateway and forwards from the file, checks it with -check, reports a bad
+// file with file:line:col, and forwards for real.
+func TestForwardConfig(t *testing.T) {
+	t.Parallel()
+	gw := serveGateway(t, "127.0.0.1:0")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "client.toml")
+	good := "gateway = \"ws://127.0.0.1:1/tunnel\"\ntimeout = \"2s\"\n[forward]\n\"0\" = \"nope\"\n" +
+		"[profiles.local]\ngateway = \"ws://" + gw + "/tunnel\"\n[profiles.local.forward]\n\"0\" = \"echo\"\n"
+	if err := os.WriteFile(file, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(bad, []byte("gateway = \"ws://h/tunnel\"\npin = \"ab\"\n[forward]\n\"99999\" = \"echo\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args           []string
+		code           int
+		stdout, stderr string
+	}{
+		{[]string{"forward", "-config", file, "-check"}, 0, "would forward 127.0.0.1:0 -> nope", ""},
+		{[]string{"forward", "-config", file, "-check", "local"}, 0, "ok (gateway ws://" + gw + "/tunnel)", ""},
+		{[]string{"forward", "-config", file, "-check", "other"}, 2, "", `no profile "other": it has local`},
+		{[]string{"forward", "-config", file, "a", "b"}, 2, "", `the only argument is a PROFILE; unexpected "b"`},
+		{[]string{"forward", "-config", bad}, 2, "", bad + ":2:7: pin: pin with a ws:// gateway"},
+		{[]string{"forward", "-config", bad}, 2, "", bad + `:4:1: forward."99999": port "99999" is not a port number`},
+		{[]string{"forward", "-config", filepath.Join(dir, "none.toml")}, 2, "", "none.toml: open"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(tt.args, &out, &errb)
+		if code != tt.code || !strings.Contains(out.String(), tt.stdout) || !strings.Contains(errb.String(), tt.stderr) {
+			t.Errorf("run(%q) = %d, stdout %q, stderr %q; want %d, %q, %q", tt.args, code, out.String(), errb.String(), tt.code, tt.stdout, tt.stderr)
+		}
+	}
+	local, stderr := forwardInProcess(t, "-config", file, "local")
+	c, err := net.Dial("tcp", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "hello\n")
+	if got, err := bufio.NewReader(c).ReadString('\n'); err != nil || got != "hello\n" {
+		t.Fatalf("echo through forward -config: %q, %v\nstderr:\n%s", got, err, stderr)
+	}
+}
+
+// serveGateway runs the embedded default gateway (a public echo service)
+// in this process on addr until the test ends, and returns its address.
+func serveGateway(t *testing.T, addr string) string {
+	t.Helper()
+	srv, err := gateway.New(config.Default(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { srv.Serve(ln); close(served) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-served
+	})
+	return ln.Addr().String()
 }

@@ -12,12 +12,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/ferrygw/ferry/client"
+	"github.com/ferrygw/ferry/clientconfig"
 	"github.com/ferrygw/ferry/gateway/config"
 	"github.com/ferrygw/ferry/tunnel"
 )
@@ -39,6 +39,47 @@ type clientFlags struct {
 	timeout   time.Duration
 	wait      time.Duration
 	once      bool
+	config    string // forward only
+	check     bool   // forward only
+}
+
+// loadProfile reads a client config and selects a profile of it.
+func loadProfile(file, profile string) (*clientconfig.Profile, error) {
+	f, err := clientconfig.Load(file)
+	if err != nil {
+		return nil, err
+	}
+	return f.Select(profile)
+}
+
+// fillFrom sets the flags the command line did not give from p.
+func (f *clientFlags) fillFrom(fs *flag.FlagSet, p *clientconfig.Profile) {
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	set := func(name string, dst *string, v string) {
+		if !given[name] && v != "" {
+			*dst = v
+		}
+	}
+	if !given["token"] && !given["token-file"] {
+		set("token", &f.token, p.Token)
+		set("token-file", &f.tokenFile, p.TokenFile)
+	}
+	set("ca", &f.ca, p.CA)
+	set("pin", &f.pin, p.Pin)
+	set("proxy", &f.proxy, p.Proxy)
+	if !given["H"] {
+		f.headers = append(f.headers, p.Headers...)
+	}
+	if !given["timeout"] && p.Timeout > 0 {
+		f.timeout = p.Timeout
+	}
+	if !given["wait"] && p.Wait > 0 {
+		f.wait = p.Wait
+	}
+	if !given["once"] && p.Once {
+		f.once = true
+	}
 }
 
 const clientFlagsHelp = `The credential comes from -token, else -token-file, else $FERRY_TOKEN.
@@ -61,15 +102,9 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 
 // checkTunnelURL checks a TUNNEL_URL argument before anything is dialed.
 func checkTunnelURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
+	u, err := clientconfig.CheckGateway(raw)
 	if err != nil {
-		return nil, fmt.Errorf("TUNNEL_URL %q: %v", raw, err)
-	}
-	if u.Scheme != "ws" && u.Scheme != "wss" {
-		return nil, fmt.Errorf("TUNNEL_URL %q: want ws:// or wss://, e.g. wss://gw.example.com/tunnel", raw)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("TUNNEL_URL %q: no host", raw)
+		return nil, fmt.Errorf("TUNNEL_URL %v", err)
 	}
 	return u, nil
 }
@@ -205,79 +240,73 @@ type clientCommand struct {
 	usage string
 	args  []string // the names of the positional arguments, for "missing"
 	many  bool     // the last argument repeats
+
+	withConfig bool // -config FILE [PROFILE] and -check
 }
 
-// parse parses the flags and checks the count of arguments. ok false
-// means exit with code.
+// parse parses the flags; ok false means exit with code.
 func (c *clientCommand) parse(args []string, stdout, stderr io.Writer) (fs *flag.FlagSet, cf *clientFlags, code int, ok bool) {
 	fs = newFlagSet("ferry " + c.name)
 	cf = &clientFlags{}
 	cf.register(fs)
-	usage := c.usage + "\n" + clientFlagsHelp
-	if code, ok := parseFlags(fs, args, usage, stdout, stderr); !ok {
+	if c.withConfig {
+		fs.StringVar(&cf.config, "config", "", "read the gateway, credential and forwards from the client config `FILE` (see client.toml); then the only argument is a PROFILE")
+		fs.BoolVar(&cf.check, "check", false, "check the arguments (or -config FILE) and exit, without connecting")
+	}
+	if code, ok := parseFlags(fs, args, c.fullUsage(), stdout, stderr); !ok {
 		return nil, nil, code, false
-	}
-	n := fs.NArg()
-	if n < len(c.args) {
-		fmt.Fprintf(stderr, "ferry %s: missing %s\n\n", c.name, c.args[n])
-		printUsage(fs, usage, stderr)
-		return nil, nil, 2, false
-	}
-	if n > len(c.args) && !c.many {
-		fmt.Fprintf(stderr, "ferry %s: unexpected argument %q\n", c.name, fs.Arg(len(c.args)))
-		return nil, nil, 2, false
 	}
 	return fs, cf, 0, true
 }
 
-// forwardArg is one LISTEN=SERVICE argument of ferry forward.
-type forwardArg struct {
-	listen  string // host:port
-	service string
-	public  bool // listen is not a loopback address
+func (c *clientCommand) fullUsage() string { return c.usage + "\n" + clientFlagsHelp }
+
+// checkArgs checks the count of arguments left after the flags.
+func (c *clientCommand) checkArgs(fs *flag.FlagSet, stdout, stderr io.Writer) (int, bool) {
+	n := fs.NArg()
+	if n < len(c.args) {
+		fmt.Fprintf(stderr, "ferry %s: missing %s\n\n", c.name, c.args[n])
+		printUsage(fs, c.fullUsage(), stderr)
+		return 2, false
+	}
+	if n > len(c.args) && !c.many {
+		fmt.Fprintf(stderr, "ferry %s: unexpected argument %q\n", c.name, fs.Arg(len(c.args)))
+		return 2, false
+	}
+	return 0, true
 }
 
-// parseForward checks one LISTEN=SERVICE argument. LISTEN is host:port or
-// a bare port (on 127.0.0.1, like ssh -L); port 0 picks a free port.
-func parseForward(a string) (forwardArg, error) {
+// parseForward checks one LISTEN=SERVICE argument.
+func parseForward(a string) (clientconfig.Forward, error) {
 	l, svc, ok := strings.Cut(a, "=")
 	if !ok || l == "" || svc == "" {
-		return forwardArg{}, fmt.Errorf("%q: want LISTEN=SERVICE, e.g. 6379=redis or 0.0.0.0:6379=redis", a)
+		return clientconfig.Forward{}, fmt.Errorf("%q: want LISTEN=SERVICE, e.g. 6379=redis or 0.0.0.0:6379=redis", a)
 	}
-	host, port := "127.0.0.1", l
-	if strings.Contains(l, ":") {
-		var err error
-		if host, port, err = net.SplitHostPort(l); err != nil {
-			return forwardArg{}, fmt.Errorf("%q: LISTEN %q is not host:port or a port: %v", a, l, strings.TrimPrefix(err.Error(), "address "+l+": "))
-		}
+	f, err := clientconfig.ParseForward(l, svc)
+	if err != nil {
+		return f, fmt.Errorf("%q: %v", a, err)
 	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 0 || n > 65535 {
-		return forwardArg{}, fmt.Errorf("%q: port %q is not a port number (1-65535, or 0 for a free one)", a, port)
-	}
-	if !config.ValidServiceName(svc) {
-		return forwardArg{}, fmt.Errorf("%q: %q is not a service name (lowercase letters, digits, . _ -)", a, svc)
-	}
-	public := true
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || host == "localhost" {
-		public = false
-	}
-	return forwardArg{listen: net.JoinHostPort(host, port), service: svc, public: public}, nil
+	return f, nil
 }
 
 var forwardCommand = clientCommand{
 	name: "forward",
 	usage: `Usage: ferry forward [client flags] TUNNEL_URL LISTEN=SERVICE...
+       ferry forward -config FILE [client flags] [PROFILE]
 
 Forwards each local LISTEN address (host:port, or a bare port on 127.0.0.1;
 port 0 picks a free one) to SERVICE through the gateway, like ssh -L. It
 listens at once and connects in the background, retrying with backoff (as
 autossh does) until the gateway refuses the credential or its certificate
 is not the one trusted; -once exits on the first failure instead. A local
-connection waits up to -wait for the tunnel.
+connection waits up to -wait for the tunnel. With -config, the gateway,
+credential, settings and forwards come from a client config (client.toml
+documents every key), from its top level or the named PROFILE; flags given
+on the command line win over the file.
 `,
-	args: []string{"TUNNEL_URL", "LISTEN=SERVICE"},
-	many: true,
+	args:       []string{"TUNNEL_URL", "LISTEN=SERVICE"},
+	many:       true,
+	withConfig: true,
 }
 
 func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -300,26 +329,51 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if !ok {
 		return code
 	}
-	tunnelURL := fs.Arg(0)
-	var fwds []forwardArg
-	seen := map[string]bool{}
-	for _, a := range fs.Args()[1:] {
-		f, err := parseForward(a)
+	var tunnelURL string
+	var fwds []clientconfig.Forward
+	if cf.config != "" {
+		if fs.NArg() > 1 {
+			fmt.Fprintf(stderr, "%s: with -config, the only argument is a PROFILE; unexpected %q\n", cmd, fs.Arg(1))
+			return 2
+		}
+		p, err := loadProfile(cf.config, fs.Arg(0))
 		if err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+			fmt.Fprintln(stderr, err)
 			return 2
 		}
-		if seen[f.listen] && !strings.HasSuffix(f.listen, ":0") {
-			fmt.Fprintf(stderr, "%s: %s is given twice\n", cmd, f.listen)
-			return 2
+		cf.fillFrom(fs, p)
+		tunnelURL, fwds = p.Gateway, p.Forwards
+	} else {
+		if code, ok := forwardCommand.checkArgs(fs, stdout, stderr); !ok {
+			return code
 		}
-		seen[f.listen] = true
-		fwds = append(fwds, f)
+		tunnelURL = fs.Arg(0)
+		seen := map[string]bool{}
+		for _, a := range fs.Args()[1:] {
+			f, err := parseForward(a)
+			if err != nil {
+				fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+				return 2
+			}
+			if seen[f.Listen] && !strings.HasSuffix(f.Listen, ":0") {
+				fmt.Fprintf(stderr, "%s: %s is given twice\n", cmd, f.Listen)
+				return 2
+			}
+			seen[f.Listen] = true
+			fwds = append(fwds, f)
+		}
 	}
 	opts, err := cf.options(tunnelURL)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
 		return 2
+	}
+	if cf.check {
+		for _, f := range fwds {
+			fmt.Fprintf(stdout, "would forward %s -> %s\n", f.Listen, f.Service)
+		}
+		fmt.Fprintf(stdout, "%s: ok (gateway %s)\n", cmd, tunnelURL)
+		return 0
 	}
 	var lns []net.Listener
 	defer func() {
@@ -328,13 +382,13 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 	}()
 	for _, f := range fwds {
-		ln, err := net.Listen("tcp", f.listen)
+		ln, err := net.Listen("tcp", f.Listen)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
 			return 1
 		}
 		lns = append(lns, ln)
-		if f.public {
+		if f.Public {
 			fmt.Fprintf(stderr, "%s: warning: %s is reachable from the network, not only from this machine\n", cmd, ln.Addr())
 		}
 	}
@@ -380,9 +434,9 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	errc := make(chan error, len(fwds))
 	for i, f := range fwds {
 		ln := lns[i]
-		fmt.Fprintf(stdout, "forwarding %s -> %s\n", ln.Addr(), f.service)
+		fmt.Fprintf(stdout, "forwarding %s -> %s\n", ln.Addr(), f.Service)
 		go func() {
-			errc <- sess.Forward(ctx, ln, f.service, func(err error) {
+			errc <- sess.Forward(ctx, ln, f.Service, func(err error) {
 				var nt *client.NoTunnelError
 				if errors.As(err, &nt) {
 					fmt.Fprintf(stderr, "%s: %s: closed a local connection that waited %s for the tunnel (-wait): %s\n", cmd, ln.Addr(), cf.wait, describe(tunnelURL, err))
@@ -430,6 +484,9 @@ func runConnect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	stderr = &lockedWriter{w: stderr} // status lines come from the Session's goroutines
 	fs, cf, code, ok := connectCommand.parse(args, stdout, stderr)
 	if !ok {
+		return code
+	}
+	if code, ok := connectCommand.checkArgs(fs, stdout, stderr); !ok {
 		return code
 	}
 	tunnelURL, service := fs.Arg(0), fs.Arg(1)

@@ -4,6 +4,7 @@
 //
 //	ferry serve [-config FILE] [-listen ADDR] [-check]
 //	ferry forward [client flags] TUNNEL_URL LISTEN=SERVICE...
+//	ferry forward -config client.toml [client flags] [PROFILE]
 //	ferry connect [client flags] TUNNEL_URL SERVICE
 //	ferry token new [-name N] [-services a,b] [-expose c]
 //	ferry token jwt (-secret-file FILE | -key-file FILE) -services a,b [-expose c] -ttl D
