@@ -112,7 +112,9 @@ func renderLive(st liveState, now time.Time) string {
 				next = "in <1s"
 			}
 		}
-		fmt.Fprintf(&b, "reconnecting to %s, next try %s: %s", st.url, next, reason(st.url, st.err))
+		// The reason matters more than the URL, which the line showed
+		// while connected: it comes first, before the line is cut.
+		fmt.Fprintf(&b, "reconnecting, next try %s: %s", next, reason(st.url, st.err))
 	}
 	tunnels := ""
 	if st.stats.Tunnels > 1 {

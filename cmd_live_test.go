@@ -25,11 +25,11 @@ func TestRenderLive(t *testing.T) {
 			"connected to wss://gw/tunnel | 300 streams on 2 tunnels | in 0 B/s, out 0 B/s"},
 		{liveState{url: u, started: true, state: client.Reconnecting, retryAt: now.Add(3 * time.Second),
 			err: &client.TunnelClosedError{Code: 1001, Reason: "the gateway is shutting down", Remote: true}},
-			"reconnecting to wss://gw/tunnel, next try in 3s: the gateway closed the tunnel: the gateway is shutting down (1001) | 0 streams | in 0 B/s, out 0 B/s"},
+			"reconnecting, next try in 3s: the gateway closed the tunnel: the gateway is shutting down (1001) | 0 streams | in 0 B/s, out 0 B/s"},
 		{liveState{url: u, started: true, state: client.Reconnecting, retryAt: now.Add(300 * time.Millisecond), err: errors.New("client: tunnel closed")},
-			"reconnecting to wss://gw/tunnel, next try in <1s: tunnel closed | 0 streams | in 0 B/s, out 0 B/s"},
+			"reconnecting, next try in <1s: tunnel closed | 0 streams | in 0 B/s, out 0 B/s"},
 		{liveState{url: u, started: true, state: client.Reconnecting, retryAt: now.Add(-time.Second), err: &client.TimeoutError{Phase: "TLS", After: time.Second}},
-			"reconnecting to wss://gw/tunnel, next try now: TLS timed out after 1s | 0 streams | in 0 B/s, out 0 B/s"},
+			"reconnecting, next try now: TLS timed out after 1s | 0 streams | in 0 B/s, out 0 B/s"},
 	}
 	for _, tt := range tests {
 		if got := renderLive(tt.st, now); got != tt.want {

@@ -84,7 +84,8 @@ func (s *Session) pick(ctx context.Context) (*link, error) {
 			return nil, err
 		}
 		s.mu.Lock()
-		if s.cur != cur {
+		if s.cur != cur || !cur.usable() {
+			// Dead or draining since: current waits for the next one.
 			s.mu.Unlock()
 			continue
 		}
