@@ -438,13 +438,14 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		go func() {
 			errc <- sess.Forward(ctx, ln, f.Service, func(err error) {
 				var nt *client.NoTunnelError
+				if ctx.Err() != nil {
+					return // ferry forward is ending
+				}
 				if errors.As(err, &nt) {
 					fmt.Fprintf(stderr, "%s: %s: closed a local connection that waited %s for the tunnel (-wait): %s\n", cmd, ln.Addr(), cf.wait, describe(tunnelURL, err))
 					return
 				}
-				if ctx.Err() == nil {
-					errLines.say(fmt.Sprintf("%s: %s", cmd, describe(tunnelURL, err)))
-				}
+				errLines.say(fmt.Sprintf("%s: %s", cmd, describe(tunnelURL, err)))
 			})
 		}()
 	}

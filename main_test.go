@@ -15,7 +15,14 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/claims"
+	"go.uber.org/goleak"
 )
+
+// TestMain checks that no test leaves a goroutine behind: the in-process
+// forwards and connects, their Sessions and status lines included.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 func TestRun(t *testing.T) {
 	t.Parallel()
