@@ -166,6 +166,7 @@ type Session struct {
 	extra             []*link       // links for streams past cur's limit (pool.go)
 	extraDialing      chan struct{} // closed when the extra link being dialed is up or failed
 	extraRefusedUntil time.Time     // no extra link is dialed before then
+	extraFailures     int           // extra dials failed in a row
 	limitReported     bool          // OnLimit was told
 	runCtx            context.Context
 

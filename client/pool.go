@@ -134,6 +134,7 @@ func (s *Session) pick(ctx context.Context) (*link, error) {
 			return nil, ErrClosed
 		}
 		if err == nil {
+			s.extraFailures = 0
 			s.extra = append(s.extra, l)
 			s.wg.Add(1)
 			go s.watchExtra(l)
@@ -144,7 +145,10 @@ func (s *Session) pick(ctx context.Context) (*link, error) {
 			s.mu.Unlock()
 			return nil, &NoTunnelError{Err: ctx.Err(), Last: err}
 		}
-		s.extraRefusedUntil = time.Now().Add(s.opts.MinBackoff)
+		// Back off, doubling, before the next extra tunnel: a gateway at
+		// its session limit is not asked again for every open.
+		s.extraRefusedUntil = time.Now().Add(min(s.opts.MinBackoff<<min(s.extraFailures, 16), s.opts.MaxBackoff))
+		s.extraFailures++
 		var re *RefusedError
 		report := false
 		if errors.As(err, &re) && (re.Status == http.StatusTooManyRequests || re.Status == http.StatusServiceUnavailable) && !s.limitReported {
