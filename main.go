@@ -4,15 +4,18 @@
 //
 //	ferry serve [-config FILE] [-listen ADDR] [-check]
 //	ferry forward [client flags] TUNNEL_URL LISTEN=SERVICE...
+//	ferry forward -config client.toml [client flags] [PROFILE]
 //	ferry connect [client flags] TUNNEL_URL SERVICE
-//	ferry token new [-name N] [-services a,b]
+//	ferry token new [-name N] [-services a,b] [-expose c]
+//	ferry token jwt (-secret-file FILE | -key-file FILE) -services a,b [-expose c] -ttl D
 //	ferry gen (-config FILE | -from URL) -lang ts|go|json -out DIR [-package NAME] [-ferry-js URL] [-check]
 //	ferry version
-//	ferry help
+//	ferry help [COMMAND]
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,12 +40,13 @@ Commands:
   serve      run the gateway (embedded default config unless -config)
   forward    forward local ports to services through a gateway, like ssh -L
   connect    pipe standard input and output to one service (ssh ProxyCommand)
-  token      make a token: ferry token new [-name N] [-services a,b]
+  token      make a token: ferry token new [-name N] [-services a,b] > FILE,
+             or a signed one: ferry token jwt -secret-file F -services a,b -ttl 1h
   gen        generate a TypeScript, Go or JSON SDK from the gateway's services
   version    print the version, commit and Go version
-  help       print this help
+  help       print this help, or a command's: ferry help COMMAND
 
-Run 'ferry <command> -h' for a command's flags.
+Run 'ferry <command> -h' (or 'ferry help <command>') for a command's flags.
 `
 
 func main() {
@@ -60,6 +64,10 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	switch args[0] {
 	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && args[0] == "help" {
+			// ferry help CMD is ferry CMD -h, by construction.
+			return runContext(ctx, []string{args[1], "-h"}, stdin, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "serve":
@@ -83,6 +91,48 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", args[0], usage)
 	return 2
+}
+
+// newFlagSet returns a FlagSet for a command that parseFlags parses.
+func newFlagSet(cmd string) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.Usage = func() {} // parseFlags prints the usage, on the stream that fits
+	return fs
+}
+
+// parseFlags parses args with fs. Asked for help (-h), it prints usage and
+// the flags on stdout and returns (0, false); on a bad flag it prints the
+// problem, usage and flags on stderr and returns (2, false).
+func parseFlags(fs *flag.FlagSet, args []string, usage string, stdout, stderr io.Writer) (int, bool) {
+	fs.SetOutput(stderr)
+	err := fs.Parse(args)
+	if err == nil {
+		return 0, true
+	}
+	w, code := stderr, 2
+	if errors.Is(err, flag.ErrHelp) {
+		w, code = stdout, 0
+	} else {
+		fmt.Fprintln(stderr)
+	}
+	printUsage(fs, usage, w)
+	return code, false
+}
+
+// printUsage prints usage, then fs's flags, on w.
+func printUsage(fs *flag.FlagSet, usage string, w io.Writer) {
+	fmt.Fprint(w, usage)
+	if hasFlags(fs) {
+		fmt.Fprint(w, "\nFlags:\n")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	}
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
 }
 
 // versionLine reports the version and commit from -ldflags -X, else from the

@@ -25,6 +25,8 @@ type Options struct {
 	Header map[string][]string
 	// Dialer yields the byte stream the yamux session runs on, for a
 	// tunnel URL. Nil uses the native WebSocket (not in js/wasm builds).
+	// A conn with a method FerryLimits() string tells the Session the
+	// gateway's Ferry-Limits header (docs/PROTOCOL.md).
 	Dialer func(ctx context.Context, url string) (net.Conn, error)
 	// Native holds settings of the default native dialer (TLS, proxy,
 	// compression); ignored when Dialer is set.
@@ -40,8 +42,29 @@ type Options struct {
 	// drains (a yamux GoAway, or a close with 1001 "going away") is left
 	// at once: the first attempt then comes without a wait.
 	MinBackoff, MaxBackoff time.Duration
+	// Timeout bounds each phase of connecting (default DefaultTimeout):
+	// with the native dialer TCP connect, proxy CONNECT, TLS and HTTP
+	// upgrade, each on its own; a custom Dialer's call as a whole; and the
+	// first yamux round trip on the new tunnel. A phase that takes longer
+	// fails the attempt with a *TimeoutError naming it.
+	Timeout time.Duration
+	// Wait bounds how long Forward lets a local connection wait for a
+	// tunnel (and the gateway's answer to its open) before closing it
+	// (default 30 s).
+	Wait time.Duration
+	// RetryAtStart makes Connect return at once, with the first tunnel
+	// still to come: the Session dials it in the background with backoff,
+	// as after a failure, and Dials wait for it, each up to its context.
+	// A permanent refusal ends the Session (a Closed status with the
+	// error). Without it, Connect returns the first attempt's failure.
+	RetryAtStart bool
 	// OnStatus, when set, is told of connection changes; it must not block.
 	OnStatus func(Status)
+	// OnLimit, when set, is told once (until the extra tunnels are gone)
+	// that the gateway refused one more tunnel for streams past the
+	// per-session limit; Dials past the limit then get status 5. It must
+	// not block.
+	OnLimit func(*SessionLimitError)
 }
 
 // State is a Session's connection state.
@@ -73,13 +96,46 @@ func (s State) String() string {
 // last attempt; for Closed, nil after Close, or the
 // refusal that ended reconnection (an error with a Permanent method that
 // returns true, such as a RefusedError with status 401 or 403).
+//
+// Delay, for Reconnecting, is how long the Session waits before its next
+// attempt (0: at once).
 type Status struct {
 	State State
 	Err   error
+	Delay time.Duration
 }
+
+// RefusedError is a handshake the gateway answered with an HTTP error.
+type RefusedError struct {
+	Status int
+	Err    error
+}
+
+func (e *RefusedError) Error() string { return e.Err.Error() }
+
+// Permanent reports whether retrying cannot help: the credential was
+// refused (401) or the request is forbidden (403).
+func (e *RefusedError) Permanent() bool { return e.Status == 401 || e.Status == 403 }
+func (e *RefusedError) Unwrap() error   { return e.Err }
 
 // ErrClosed is returned by a Session that was closed.
 var ErrClosed = errors.New("client: session closed")
+
+// NoTunnelError is a Dial that gave up waiting for a tunnel: its context
+// ended (Err) while the Session was reconnecting; Last is the last
+// attempt's failure, if any.
+type NoTunnelError struct {
+	Err  error
+	Last error
+}
+
+func (e *NoTunnelError) Error() string {
+	if e.Last != nil {
+		return fmt.Sprintf("client: waiting for the tunnel: %v (last error: %v)", e.Err, e.Last)
+	}
+	return fmt.Sprintf("client: waiting for the tunnel: %v", e.Err)
+}
+func (e *NoTunnelError) Unwrap() error { return e.Err }
 
 // ErrGatewayDraining is the Err of the Reconnecting status of a Session
 // whose gateway sent a yamux GoAway: it takes no new streams on this
@@ -96,8 +152,9 @@ var ErrGatewayDraining = errors.New("client: the gateway is draining")
 // old tunnel carries its open streams to their end and is then closed
 // with 1000. One reconnection runs at a time; Dials wait for it.
 type Session struct {
-	url  string
-	opts Options
+	url    string
+	opts   Options
+	phased bool // the native dialer, which times each phase itself
 
 	mu      sync.Mutex
 	cur     *link         // where Dial opens streams; nil while reconnecting
@@ -105,6 +162,15 @@ type Session struct {
 	closed  bool
 	lastErr error
 	failed  error // a permanent refusal ended reconnection
+
+	extra             []*link       // links for streams past cur's limit (pool.go)
+	extraDialing      chan struct{} // closed when the extra link being dialed is up or failed
+	extraRefusedUntil time.Time     // no extra link is dialed before then
+	extraFailures     int           // extra dials failed in a row
+	limitReported     bool          // OnLimit was told
+	runCtx            context.Context
+
+	bytes counters
 
 	done   chan struct{}
 	wg     sync.WaitGroup
@@ -132,28 +198,52 @@ func Connect(ctx context.Context, tunnelURL string, opts *Options) (*Session, er
 	if s.opts.MaxBackoff < s.opts.MinBackoff {
 		s.opts.MaxBackoff = s.opts.MinBackoff
 	}
+	if s.opts.Timeout <= 0 {
+		s.opts.Timeout = DefaultTimeout
+	}
+	if s.opts.Wait <= 0 {
+		s.opts.Wait = 30 * time.Second
+	}
 	if s.opts.Dialer == nil {
 		d, err := nativeDialer(&s.opts)
 		if err != nil {
 			return nil, err
 		}
 		s.opts.Dialer = d
+		s.phased = true
 	}
-	l, err := s.dialLink(ctx)
-	if err != nil {
-		return nil, err
+	var l *link
+	if !s.opts.RetryAtStart {
+		var err error
+		if l, err = s.dialLink(ctx); err != nil {
+			return nil, err
+		}
+		s.setCurrent(l)
 	}
-	s.setCurrent(l)
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	s.runCtx = runCtx
 	s.wg.Add(1)
 	go s.supervise(runCtx, l)
 	return s, nil
 }
 
-// dialLink dials a tunnel and starts its yamux session.
+// dialLink dials a tunnel, starts its yamux session and waits for the
+// first round trip on it, each bounded by Options.Timeout.
 func (s *Session) dialLink(ctx context.Context) (*link, error) {
-	nc, err := s.opts.Dialer(ctx, s.url)
+	var nc net.Conn
+	var err error
+	if s.phased {
+		nc, err = s.opts.Dialer(ctx, s.url)
+	} else {
+		pt := newPhaseTimer(ctx, s.opts.Timeout)
+		pt.begin("dial")
+		nc, err = s.opts.Dialer(pt.ctx, s.url)
+		pt.stop()
+		if te := pt.timedOut(); err != nil && te != nil && ctx.Err() == nil {
+			err = te
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -164,10 +254,54 @@ func (s *Session) dialLink(ctx context.Context) (*link, error) {
 		return nil, fmt.Errorf("client: yamux: %w", err)
 	}
 	l.mux = mux
+	if err := s.firstRoundTrip(ctx, l); err != nil {
+		return nil, err
+	}
+	if fl, ok := nc.(interface{ FerryLimits() string }); ok {
+		l.maxStreams = parseLimits(fl.FerryLimits())
+		l.cap = l.maxStreams
+	}
 	if ka, ok := nc.(interface{ KeepAlive(time.Duration) error }); ok {
 		go func() { _ = ka.KeepAlive(s.opts.Keepalive) }()
 	}
 	return l, nil
+}
+
+// firstRoundTrip pings the gateway over l's yamux session: a gateway that
+// upgraded the WebSocket but runs no yamux on it (or a proxy that holds
+// the bytes) fails the attempt within Options.Timeout.
+func (s *Session) firstRoundTrip(ctx context.Context, l *link) error {
+	const phase = "first yamux round trip"
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.mux.Ping()
+		done <- err
+	}()
+	t := time.NewTimer(s.opts.Timeout)
+	defer t.Stop()
+	var err error
+	select {
+	case err = <-done:
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, yamux.ErrTimeout):
+			err = &TimeoutError{Phase: phase, After: s.opts.Timeout}
+		case l.mux.IsClosed():
+			err = fmt.Errorf("client: %s: %w", phase, tunnelEnded(l.nc))
+		default:
+			err = fmt.Errorf("client: %s: %w", phase, err)
+		}
+	case <-t.C:
+		err = &TimeoutError{Phase: phase, After: s.opts.Timeout}
+	case <-ctx.Done():
+		err = fmt.Errorf("client: %s: %w", phase, ctx.Err())
+	}
+	// The gateway is not answering: no close handshake to wait for. The
+	// Ping returns when the session closes.
+	_ = l.nc.SetDeadline(time.Unix(1, 0))
+	l.close()
+	return err
 }
 
 // setCurrent makes l the link new streams open on.
@@ -201,7 +335,7 @@ func (s *Session) current(ctx context.Context) (*link, error) {
 			s.retireLocked(l)
 			l = nil
 		}
-		ready, closed, lastErr, failed := s.ready, s.closed, s.lastErr, s.failed
+		ready, closed, failed := s.ready, s.closed, s.failed
 		s.mu.Unlock()
 		if closed {
 			return nil, ErrClosed
@@ -217,10 +351,10 @@ func (s *Session) current(ctx context.Context) (*link, error) {
 		case <-s.done:
 			return nil, ErrClosed
 		case <-ctx.Done():
-			if lastErr != nil {
-				return nil, fmt.Errorf("client: waiting for the tunnel: %w (last error: %v)", ctx.Err(), lastErr)
-			}
-			return nil, fmt.Errorf("client: waiting for the tunnel: %w", ctx.Err())
+			s.mu.Lock()
+			lastErr := s.lastErr
+			s.mu.Unlock()
+			return nil, &NoTunnelError{Err: ctx.Err(), Last: lastErr}
 		}
 	}
 }
@@ -245,13 +379,11 @@ func (s *Session) Dial(ctx context.Context, service string) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	limitRetries, busyRetries := 0, 0
 	for retries := 0; ; {
-		l, err := s.current(ctx)
+		l, err := s.pick(ctx)
 		if err != nil {
 			return nil, err
-		}
-		if !l.acquire() {
-			continue // GoAway just arrived: current waits for the next link
 		}
 		st, err := l.mux.OpenStream()
 		if err != nil {
@@ -265,7 +397,7 @@ func (s *Session) Dial(ctx context.Context, service string) (*Conn, error) {
 			}
 			return nil, fmt.Errorf("client: open stream: %w", err)
 		}
-		c, err := openStream(ctx, st, service, req, l.release)
+		c, err := openStream(ctx, st, service, req, l.release, &s.bytes)
 		if err == nil {
 			l.noteOpened()
 			return c, nil
@@ -274,6 +406,23 @@ func (s *Session) Dial(ctx context.Context, service string) (*Conn, error) {
 		if ctx.Err() == nil && !answered(err) && !l.usable() && retries < maxOpenRetries {
 			retries++
 			continue
+		}
+		var oe *tunnel.OpenError
+		isOE := errors.As(err, &oe)
+		if (isOE && oe.Status == tunnel.OpenLimit || errors.Is(err, yamux.ErrConnectionReset)) && limitRetries < maxLimitRetries && ctx.Err() == nil {
+			// This link's streams are at the gateway's limit: another
+			// link (an extra one, dialed if need be) may have room.
+			l.markFull()
+			limitRetries++
+			continue
+		}
+		if isOE && oe.Status == tunnel.OpenBusy && busyRetries < maxBusyRetries {
+			// The gateway's memory budget: wait, on the same link; a new
+			// tunnel would only cost it more.
+			if busyWait(ctx, busyRetries) == nil {
+				busyRetries++
+				continue
+			}
 		}
 		if errors.Is(err, yamux.ErrConnectionReset) {
 			// The gateway resets opens past the refusals it answers at
@@ -295,7 +444,7 @@ func answered(err error) bool {
 
 // openStream writes the open request on st and reads the answer; end is
 // the returned Conn's end of use.
-func openStream(ctx context.Context, st *yamux.Stream, service string, req []byte, end func()) (*Conn, error) {
+func openStream(ctx context.Context, st *yamux.Stream, service string, req []byte, end func(), bytes *counters) (*Conn, error) {
 	// yamux's Close only sends FIN and leaves reads blocked: a deadline in
 	// the past is what wakes the read of the answer.
 	stop := context.AfterFunc(ctx, func() { _ = st.SetDeadline(time.Unix(1, 0)) })
@@ -325,7 +474,7 @@ func openStream(ctx context.Context, st *yamux.Stream, service string, req []byt
 		st.Close()
 		return nil, &tunnel.OpenError{Service: service, Status: status, Message: msg}
 	}
-	return newConn(st, service, end), nil
+	return newConn(st, service, end, bytes), nil
 }
 
 // Close ends the Session and every stream on it, on every tunnel.
@@ -338,6 +487,7 @@ func (s *Session) Close() error {
 	s.closed = true
 	l := s.cur
 	s.mu.Unlock()
+	// The extra links are closed by their watchers, on s.cancel.
 	close(s.done)
 	if l != nil {
 		l.close()

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrygw/ferry/tunnel"
@@ -22,7 +23,8 @@ import (
 type Conn struct {
 	tunnel.Stream
 	service string
-	end     func() // told once when the stream has ended
+	end     func()    // told once when the stream has ended
+	bytes   *counters // the Session's payload counts
 
 	mu      sync.Mutex
 	closed  bool
@@ -35,8 +37,11 @@ type Conn struct {
 
 var _ net.Conn = (*Conn)(nil)
 
-func newConn(st *yamux.Stream, service string, end func()) *Conn {
-	c := &Conn{Stream: tunnel.Stream{Stream: st}, service: service, end: end}
+// counters are a Session's payload bytes, read and written by its Conns.
+type counters struct{ in, out atomic.Uint64 }
+
+func newConn(st *yamux.Stream, service string, end func(), bytes *counters) *Conn {
+	c := &Conn{Stream: tunnel.Stream{Stream: st}, service: service, end: end, bytes: bytes}
 	c.idle = sync.NewCond(&c.mu)
 	return c
 }
@@ -67,6 +72,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.readers++
 	c.mu.Unlock()
 	n, err := c.Stream.Read(p)
+	c.bytes.in.Add(uint64(n))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.readers--; c.readers == 0 {
@@ -81,6 +87,13 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if (c.readEOF && c.wrote) || errors.Is(err, yamux.ErrConnectionReset) {
 		c.finish()
 	}
+	return n, err
+}
+
+// Write writes to the stream.
+func (c *Conn) Write(p []byte) (int, error) {
+	n, err := c.Stream.Write(p)
+	c.bytes.out.Add(uint64(n))
 	return n, err
 }
 

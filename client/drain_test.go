@@ -24,7 +24,8 @@ import (
 
 // fakeGateway is the least of a gateway, over the real tunnel package and
 // yamux on a real TCP listener: every open is answered ok; "echo" echoes,
-// "name" sends the gateway's name and ends, "blob" sends blob and ends.
+// "name" sends the gateway's name and ends, "blob" sends blob and ends;
+// "busy" is answered with status 9.
 // The test drives its sessions (GoAway, close with 1001) itself.
 type fakeGateway struct {
 	name     string
@@ -105,6 +106,10 @@ func (g *fakeGateway) serve(st *yamux.Stream) {
 	defer st.Close()
 	svc, err := tunnel.ReadOpenRequest(st)
 	if err != nil {
+		return
+	}
+	if svc == "busy" {
+		_, _ = st.Write(tunnel.AppendOpenResponse(nil, tunnel.OpenBusy, "the gateway's buffer budget is spent"))
 		return
 	}
 	if _, err := st.Write(tunnel.AppendOpenResponse(nil, tunnel.OpenOK, "")); err != nil {

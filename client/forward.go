@@ -10,8 +10,9 @@ import (
 
 // Forward accepts connections on ln and pipes each through a new stream to
 // service, like ssh -L, until ctx ends or ln fails. Each connection's
-// half-closes cross the tunnel. A refused stream closes the local
-// connection; onError, when set, is told why.
+// half-closes cross the tunnel. A refused stream, or a connection that
+// waited Options.Wait for a tunnel in vain (a *NoTunnelError), closes the
+// local connection; onError, when set, is told why.
 func (s *Session) Forward(ctx context.Context, ln net.Listener, service string, onError func(error)) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
@@ -29,7 +30,9 @@ func (s *Session) Forward(ctx context.Context, ln net.Listener, service string, 
 		go func() {
 			defer wg.Done()
 			defer lc.Close()
-			rc, err := s.Dial(ctx, service)
+			dctx, cancel := context.WithTimeout(ctx, s.opts.Wait)
+			rc, err := s.Dial(dctx, service)
+			cancel()
 			if err != nil {
 				if onError != nil {
 					onError(err)

@@ -29,10 +29,49 @@ type link struct {
 	idleDone bool // idle is closed
 	opened   bool // a stream was opened on the link
 	eager    bool // the link was dialed at once, without a backoff wait
+
+	maxStreams int // the gateway's streams per session (Ferry-Limits), 0 if unknown
+	cap        int // streams tryAcquire allows: maxStreams, or fewer after a status 5; 0 is no bound
+
+	idleTick chan struct{} // signalled when users drops to 0 (pool.go)
 }
 
 func newLink(nc net.Conn) *link {
-	return &link{nc: nc, goAway: make(chan struct{}), idle: make(chan struct{})}
+	return &link{nc: nc, goAway: make(chan struct{}), idle: make(chan struct{}), idleTick: make(chan struct{}, 1)}
+}
+
+// tryAcquire counts a new user, unless the gateway is draining the link
+// or its streams are at the cap.
+func (l *link) tryAcquire() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.draining || l.cap > 0 && l.users >= l.cap {
+		return false
+	}
+	l.users++
+	return true
+}
+
+// markFull records that the gateway answered status 5 on the link: no
+// more streams than now until one ends.
+func (l *link) markFull() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cap = max(l.users, 1)
+}
+
+// count returns the link's users: streams open or being opened.
+func (l *link) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.users
+}
+
+// idleNow reports whether the link has no user.
+func (l *link) idleNow() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.users == 0
 }
 
 // acquire counts a new user, unless the gateway is draining the link.
@@ -51,6 +90,16 @@ func (l *link) release() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.users--
+	if l.cap < l.maxStreams || l.maxStreams == 0 && l.cap > 0 {
+		// A stream ended: the gateway has room again, up to its limit.
+		l.cap = l.maxStreams
+	}
+	if l.users == 0 {
+		select {
+		case l.idleTick <- struct{}{}:
+		default:
+		}
+	}
 	l.checkIdle()
 }
 

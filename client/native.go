@@ -5,6 +5,8 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,7 +20,9 @@ import (
 type NativeOptions struct {
 	// TLSConfig for wss:// (RootCAs, a pinned certificate check...).
 	TLSConfig *tls.Config
-	// Proxy picks an HTTP CONNECT proxy; nil uses HTTPS_PROXY/NO_PROXY.
+	// Proxy picks an HTTP CONNECT proxy (an http:// one, or an https://
+	// one, reached over TLS); nil uses the environment as net/http does:
+	// HTTP_PROXY for ws://, HTTPS_PROXY for wss://, and NO_PROXY.
 	Proxy func(*http.Request) (*url.URL, error)
 	// NoCompression turns permessage-deflate off.
 	NoCompression bool
@@ -46,11 +50,24 @@ func nativeDialer(opts *Options) (func(ctx context.Context, url string) (net.Con
 	if !opts.Native.NoCompression {
 		dopts.Compression = &compress.Options{}
 	}
+	timeout := opts.Timeout
 	return func(ctx context.Context, u string) (net.Conn, error) {
-		c, resp, err := tunnel.Dial(ctx, u, dopts)
+		// Each step gets its own timeout, and a step that takes longer
+		// is named in the error.
+		pt := newPhaseTimer(ctx, timeout)
+		defer pt.stop()
+		d := *dopts
+		d.Phase = pt.begin
+		c, resp, err := tunnel.Dial(pt.ctx, u, &d)
 		if err != nil {
+			if te := pt.timedOut(); te != nil && ctx.Err() == nil {
+				return nil, te
+			}
 			if resp != nil {
 				return nil, &RefusedError{Status: resp.StatusCode, Err: err}
+			}
+			if ce := certificateError(err); ce != nil {
+				return nil, ce
 			}
 			return nil, err
 		}
@@ -58,19 +75,49 @@ func nativeDialer(opts *Options) (func(ctx context.Context, url string) (net.Con
 			c.CloseNow()
 			return nil, fmt.Errorf("client: %s is not a Ferry gateway (subprotocol %q)", u, c.Subprotocol())
 		}
-		return c.StreamConn(), nil
+		return &limitsConn{MuxConn: c.StreamConn(), limits: resp.Header.Get(LimitsHeader)}, nil
 	}, nil
 }
 
-// RefusedError is a handshake the gateway answered with an HTTP error.
-type RefusedError struct {
-	Status int
-	Err    error
+// limitsConn is the native tunnel with the Ferry-Limits header of its 101
+// response.
+type limitsConn struct {
+	*tunnel.MuxConn
+	limits string
 }
 
-func (e *RefusedError) Error() string { return e.Err.Error() }
+func (c *limitsConn) FerryLimits() string { return c.limits }
 
-// Permanent reports whether retrying cannot help: the credential was
-// refused (401) or the request is forbidden (403).
-func (e *RefusedError) Permanent() bool { return e.Status == 401 || e.Status == 403 }
-func (e *RefusedError) Unwrap() error   { return e.Err }
+// CertificateError is a TLS handshake that failed because the gateway's
+// certificate is not the one trusted: signed by an unknown authority, for
+// another host name, or not matching the pin. Retrying cannot help, so it
+// is permanent, after the first connection as before it.
+type CertificateError struct {
+	Err error // the x509 error, or a *PinMismatchError
+}
+
+func (e *CertificateError) Error() string {
+	return "client: the gateway's certificate is not trusted: " + e.Err.Error()
+}
+func (e *CertificateError) Unwrap() error   { return e.Err }
+func (e *CertificateError) Permanent() bool { return true }
+
+// certificateError returns err as a *CertificateError when it is one, or
+// nil. An expired or not yet valid certificate is not one: it may be
+// renewed, or the clock fixed, while the client retries.
+func certificateError(err error) error {
+	var pe *PinMismatchError
+	if errors.As(err, &pe) {
+		return &CertificateError{Err: pe}
+	}
+	var ve *tls.CertificateVerificationError
+	if !errors.As(err, &ve) {
+		return nil
+	}
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	if errors.As(ve.Err, &ua) || errors.As(ve.Err, &he) {
+		return &CertificateError{Err: ve.Err}
+	}
+	return nil
+}

@@ -29,9 +29,19 @@ func PinnedTLS(fingerprint string) (*tls.Config, error) {
 			}
 			got := sha256.Sum256(cs.PeerCertificates[0].Raw)
 			if !bytes.Equal(got[:], want) {
-				return fmt.Errorf("server certificate fingerprint %x does not match the pin", got)
+				return &PinMismatchError{Got: hex.EncodeToString(got[:])}
 			}
 			return nil
 		},
 	}, nil
+}
+
+// PinMismatchError is a server certificate whose fingerprint is not the
+// pin; the Session treats it as permanent (a *CertificateError).
+type PinMismatchError struct {
+	Got string // the certificate's SHA-256 fingerprint, hex
+}
+
+func (e *PinMismatchError) Error() string {
+	return fmt.Sprintf("its SHA-256 fingerprint %s does not match the pin", e.Got)
 }

@@ -80,8 +80,15 @@ func leftAtOnce(why error) bool {
 // A draining link is handed to drain and no longer concerns supervise:
 // its later close (by the gateway with 1001 after its last stream, or by
 // drain with 1000) is not a failure of the link that replaced it.
+//
+// A nil l (Options.RetryAtStart) starts with the first dial.
 func (s *Session) supervise(ctx context.Context, l *link) {
 	defer s.wg.Done()
+	if l == nil {
+		if l = s.reconnect(ctx, true, nil); l == nil {
+			return
+		}
+	}
 	for {
 		var why error
 		select {
@@ -110,8 +117,7 @@ func (s *Session) supervise(ctx context.Context, l *link) {
 		s.retireLocked(l)
 		s.lastErr = why
 		s.mu.Unlock()
-		s.status(Status{State: Reconnecting, Err: why})
-		if l = s.reconnect(ctx, eager); l == nil {
+		if l = s.reconnect(ctx, eager, why); l == nil {
 			return
 		}
 	}
@@ -120,24 +126,32 @@ func (s *Session) supervise(ctx context.Context, l *link) {
 // reconnect dials links, with jittered exponential backoff (none before
 // the first attempt when eager), until one is up, which it makes current
 // and returns; or until the Session is closed or a permanent refusal ends
-// it, and then returns nil.
-func (s *Session) reconnect(ctx context.Context, eager bool) *link {
+// it, and then returns nil. Before each wait it reports Reconnecting with
+// why (the end of the last tunnel, then each failed attempt) and the
+// wait; a nil why (the first dial of RetryAtStart) is not reported.
+// Each attempt's phases are bounded by Options.Timeout.
+func (s *Session) reconnect(ctx context.Context, eager bool, why error) *link {
 	backoff := s.opts.MinBackoff
 	for attempt := 0; ; attempt++ {
+		var wait time.Duration
 		if attempt > 0 || !eager {
 			// Full jitter: wait a random time up to backoff.
-			t := time.NewTimer(time.Duration(rand.Int64N(int64(backoff)) + 1))
+			wait = time.Duration(rand.Int64N(int64(backoff)) + 1)
+			backoff = min(backoff*2, s.opts.MaxBackoff)
+		}
+		if why != nil {
+			s.status(Status{State: Reconnecting, Err: why, Delay: wait})
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
 				return nil
 			}
-			backoff = min(backoff*2, s.opts.MaxBackoff)
 		}
-		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		l, err := s.dialLink(dctx)
-		cancel()
+		l, err := s.dialLink(ctx)
 		if err == nil {
 			l.eager = eager && attempt == 0
 			s.setCurrent(l)
@@ -152,7 +166,9 @@ func (s *Session) reconnect(ctx context.Context, eager bool) *link {
 			// retrying cannot help. Dials fail from now on.
 			s.mu.Lock()
 			s.failed = err
-			close(s.ready)
+			if s.cur == nil {
+				close(s.ready)
+			}
 			s.mu.Unlock()
 			s.status(Status{State: Closed, Err: err})
 			return nil
@@ -160,7 +176,7 @@ func (s *Session) reconnect(ctx context.Context, eager bool) *link {
 		s.mu.Lock()
 		s.lastErr = err
 		s.mu.Unlock()
-		s.status(Status{State: Reconnecting, Err: err})
+		why = err
 	}
 }
 

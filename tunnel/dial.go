@@ -40,9 +40,20 @@ type DialOptions struct {
 	// Compression, when set, offers permessage-deflate (RFC 7692); nil
 	// offers nothing.
 	Compression *compress.Options
+	// Phase, when set, is called on the dialing goroutine as each step of
+	// the dial begins: "TCP connect", "proxy CONNECT" (TLS to an https://
+	// proxy included), "TLS" and "HTTP upgrade", skipping those that do
+	// not apply; a caller can bound each step with a timer of its own.
+	Phase func(step string)
 
 	// rawOffer replaces the offer made for Compression (tests only).
 	rawOffer string
+}
+
+func (o *DialOptions) phase(step string) {
+	if o.Phase != nil {
+		o.Phase(step)
+	}
 }
 
 // Dial opens a WebSocket to a ws:// or wss:// URL (RFC 6455 section 4.1).
@@ -80,6 +91,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if err != nil {
 		return nil, nil, fmt.Errorf("tunnel: dial %s: %w", rawURL, err)
 	}
+	opts.phase("HTTP upgrade")
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(aLongTimeAgo) })
 	c, resp, err := handshake(nc, u, hostPort, secure, opts)
 	if !stop() {
@@ -119,6 +131,7 @@ func dialTCP(ctx context.Context, u *url.URL, hostPort string, secure bool, opts
 	if proxyURL != nil {
 		nc, err = dialProxy(ctx, proxyURL, hostPort, netDial, opts)
 	} else {
+		opts.phase("TCP connect")
 		nc, err = netDial(ctx, "tcp", hostPort)
 	}
 	if err != nil {
@@ -135,6 +148,7 @@ func dialTCP(ctx context.Context, u *url.URL, hostPort string, secure bool, opts
 		cfg.ServerName = u.Hostname()
 	}
 	cfg.NextProtos = []string{"http/1.1"}
+	opts.phase("TLS")
 	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
@@ -153,10 +167,12 @@ func dialProxy(ctx context.Context, proxyURL *url.URL, hostPort string, netDial 
 		}
 		paddr = net.JoinHostPort(proxyURL.Hostname(), port)
 	}
+	opts.phase("TCP connect")
 	nc, err := netDial(ctx, "tcp", paddr)
 	if err != nil {
 		return nil, fmt.Errorf("proxy %s: %w", paddr, err)
 	}
+	opts.phase("proxy CONNECT")
 	switch proxyURL.Scheme {
 	case "http", "":
 	case "https":
