@@ -65,6 +65,11 @@ type Options struct {
 	// per-session limit; Dials past the limit then get status 5. It must
 	// not block.
 	OnLimit func(*SessionLimitError)
+	// MaxTunnels bounds the tunnels the Session holds at once, the extra
+	// ones it dials for streams past the gateway's per-session limit
+	// included (default 16). 1 never dials an extra tunnel: Dials past
+	// the limit then get the gateway's status 5.
+	MaxTunnels int
 }
 
 // State is a Session's connection state.
@@ -248,7 +253,7 @@ func (s *Session) dialLink(ctx context.Context) (*link, error) {
 		return nil, err
 	}
 	l := newLink(nc)
-	mux, err := yamux.Client(&goAwayWatch{Conn: nc, onGoAway: l.markGoAway}, tunnel.MuxConfig(tunnel.DefaultWindow))
+	mux, err := yamux.Client(&goAwayWatch{Conn: nc, onGoAway: l.markGoAway, fins: &l.fins}, tunnel.MuxConfig(tunnel.DefaultWindow))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("client: yamux: %w", err)
@@ -397,7 +402,11 @@ func (s *Session) Dial(ctx context.Context, service string) (*Conn, error) {
 			}
 			return nil, fmt.Errorf("client: open stream: %w", err)
 		}
-		c, err := openStream(ctx, st, service, req, l.release, &s.bytes)
+		id := st.StreamID()
+		c, err := openStream(ctx, st, service, req, func() { l.fins.forget(id); l.release() }, &s.bytes)
+		if c != nil {
+			c.finSeen = func() bool { return l.fins.seen(id) }
+		}
 		if err == nil {
 			l.noteOpened()
 			return c, nil

@@ -23,8 +23,9 @@ import (
 type Conn struct {
 	tunnel.Stream
 	service string
-	end     func()    // told once when the stream has ended
-	bytes   *counters // the Session's payload counts
+	end     func()      // told once when the stream has ended
+	finSeen func() bool // whether the gateway's FIN came (nil: unknown)
+	bytes   *counters   // the Session's payload counts
 
 	mu      sync.Mutex
 	closed  bool
@@ -71,7 +72,21 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	c.readers++
 	c.mu.Unlock()
-	n, err := c.Stream.Read(p)
+	n, err := c.Stream.Stream.Read(p)
+	fin := c.finSeen != nil && c.finSeen()
+	switch {
+	case err == io.EOF && !fin && c.Stream.Session().IsClosed():
+		err = ErrTunnelLost // the tunnel ended before the stream did
+	case err != nil && err != io.EOF && fin && !errors.Is(err, yamux.ErrConnectionReset) && !errors.Is(err, yamux.ErrTimeout):
+		// yamux's Read also sends a window update, which fails once the
+		// tunnel is closing: with the stream's FIN in, what is left to
+		// read is whole, so that failure is no reason to stop reading.
+		if n == 0 {
+			err = io.EOF
+		} else {
+			err = nil
+		}
+	}
 	c.bytes.in.Add(uint64(n))
 	c.mu.Lock()
 	defer c.mu.Unlock()

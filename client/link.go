@@ -20,6 +20,7 @@ type link struct {
 	mux *yamux.Session
 	nc  net.Conn // the byte stream as dialed (Err, CloseTunnel)
 
+	fins   finSet        // streams whose FIN the gateway sent
 	goAway chan struct{} // closed when the gateway sent a GoAway
 	idle   chan struct{} // closed when goAway is and no user is left
 
@@ -161,8 +162,43 @@ const (
 	muxHeaderSize = 12
 	muxTypeData   = 0
 	muxTypeGoAway = 3
-	goAwayNormal  = 0 // the length of a GoAway frame is its reason
+	// muxTypeWindowUpdate frames, like data frames, may carry a FIN.
+	muxTypeWindowUpdate = 1
+	muxFlagFIN          = 0x4
+	goAwayNormal        = 0 // the length of a GoAway frame is its reason
 )
+
+// finSet holds the streams whose FIN the gateway sent, as the frames go
+// past: a stream whose end of file yamux reports after the tunnel closed
+// ended normally if its FIN came first (the gateway closes a drained
+// tunnel right after its last stream's FIN, which a slow reader reads
+// after the close), and was cut off otherwise.
+type finSet struct {
+	mu  sync.Mutex
+	ids map[uint32]struct{}
+}
+
+func (f *finSet) add(id uint32) {
+	f.mu.Lock()
+	if f.ids == nil {
+		f.ids = map[uint32]struct{}{}
+	}
+	f.ids[id] = struct{}{}
+	f.mu.Unlock()
+}
+
+func (f *finSet) seen(id uint32) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.ids[id]
+	return ok
+}
+
+func (f *finSet) forget(id uint32) {
+	f.mu.Lock()
+	delete(f.ids, id)
+	f.mu.Unlock()
+}
 
 // goAwayWatch is the byte stream handed to yamux: nc, whose reads it
 // follows frame by frame to see the gateway's GoAway as yamux reads it.
@@ -173,6 +209,7 @@ const (
 type goAwayWatch struct {
 	net.Conn
 	onGoAway func()
+	fins     *finSet
 
 	hdr  [muxHeaderSize]byte
 	hn   int   // bytes of the current frame's header seen
@@ -202,6 +239,9 @@ func (w *goAwayWatch) scan(p []byte) {
 		}
 		w.hn = 0
 		length := binary.BigEndian.Uint32(w.hdr[8:12])
+		if typ := w.hdr[1]; (typ == muxTypeData || typ == muxTypeWindowUpdate) && binary.BigEndian.Uint16(w.hdr[2:4])&muxFlagFIN != 0 && w.fins != nil {
+			w.fins.add(binary.BigEndian.Uint32(w.hdr[4:8]))
+		}
 		switch w.hdr[1] {
 		case muxTypeData:
 			w.body = int64(length)

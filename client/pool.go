@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"time"
 
 	"github.com/ferrygw/ferry/tunnel"
@@ -111,9 +110,10 @@ func (s *Session) pick(ctx context.Context) (*link, error) {
 				return nil, ErrClosed
 			}
 		}
-		if time.Now().Before(s.extraRefusedUntil) {
-			// The gateway refused the last extra link a moment ago: let
-			// it answer this open itself.
+		if time.Now().Before(s.extraRefusedUntil) || 1+len(s.extra) >= s.maxTunnels() {
+			// The gateway refused the last extra link a moment ago, or
+			// the Session holds as many as it may: let the gateway
+			// answer this open itself.
 			ok := cur.acquire()
 			s.mu.Unlock()
 			if !ok {
@@ -151,7 +151,7 @@ func (s *Session) pick(ctx context.Context) (*link, error) {
 		s.extraFailures++
 		var re *RefusedError
 		report := false
-		if errors.As(err, &re) && (re.Status == http.StatusTooManyRequests || re.Status == http.StatusServiceUnavailable) && !s.limitReported {
+		if errors.As(err, &re) && (re.Status == 429 || re.Status == 503) /* too many requests, unavailable; net/http would weigh on the browser build */ && !s.limitReported {
 			s.limitReported, report = true, true
 		}
 		n := 1 + len(s.extra)
@@ -235,4 +235,12 @@ func busyWait(ctx context.Context, n int) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// maxTunnels is Options.MaxTunnels with its default.
+func (s *Session) maxTunnels() int {
+	if s.opts.MaxTunnels <= 0 {
+		return 16
+	}
+	return s.opts.MaxTunnels
 }

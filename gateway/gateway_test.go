@@ -311,7 +311,7 @@ public = true
 backend = %q
 public = true
 `, closedPort, dying.Addr().String()))
-	s := connect(t, g.url, nil)
+	s := connect(t, g.url, &client.Options{MaxTunnels: 1}) // the gateway's limit, not extra tunnels
 	ctx := context.Background()
 	var oe *tunnel.OpenError
 	_, err := s.Dial(ctx, "down")
