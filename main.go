@@ -40,6 +40,7 @@ Commands:
   serve      run the gateway (embedded default config unless -config)
   forward    forward local ports to services through a gateway, like ssh -L
   connect    pipe standard input and output to one service (ssh ProxyCommand)
+  expose     publish local services through a gateway, like ssh -R
   token      make a token: ferry token new [-name N] [-services a,b] > FILE,
              or a signed one: ferry token jwt -secret-file F -services a,b -ttl 1h
   gen        generate a TypeScript, Go or JSON SDK from the gateway's services
@@ -76,6 +77,8 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return runForward(ctx, args[1:], stdout, stderr)
 	case "connect":
 		return runConnect(ctx, args[1:], stdin, stdout, stderr)
+	case "expose":
+		return runExpose(ctx, args[1:], stdout, stderr)
 	case "token":
 		return runToken(args[1:], stdout, stderr)
 	case "gen":
