@@ -17,7 +17,7 @@ import (
 
 var exposeCommand = clientCommand{
 	name: "expose",
-	usage: `Usage: ferry expose [client flags] [-id ID] TUNNEL_URL SERVICE=LOCALADDR...
+	usage: `Usage: ferry expose [client flags] [-id ID] [-also URL]... TUNNEL_URL SERVICE=LOCALADDR...
 
 Publishes local TCP services through the gateway, for services behind NAT
 or a firewall that only lets HTTPS out, like ssh -R: each SERVICE (with
@@ -27,7 +27,9 @@ it) is served by this process, which connects every stream to LOCALADDR
 exposers of one service share its streams; one that registers again with
 its -id (after a restart) takes the name back at once. It keeps its
 registrations across reconnects, retrying with backoff, until the gateway
-refuses the credential; -once exits on the first failure instead.
+refuses the credential; -once exits on the first failure instead. With
+-also, it holds a tunnel to each further gateway and registers on each, so
+that any of N gateways behind a load balancer can reach it.
 `,
 	args: []string{"TUNNEL_URL", "SERVICE=LOCALADDR"},
 	many: true,
@@ -65,6 +67,8 @@ func runExpose(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	cf := &clientFlags{}
 	cf.register(fs)
 	id := fs.String("id", "", "the exposer `ID` the gateway knows this process by (default: from the host name and the service); a registration with the same ID replaces the old one at once")
+	var also headerFlags
+	fs.Var(&also, "also", "register on the gateway at `URL` too (repeatable): one tunnel to each")
 	if code, ok := parseFlags(fs, args, exposeCommand.fullUsage(), stdout, stderr); !ok {
 		return code
 	}
@@ -87,55 +91,61 @@ func runExpose(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		seen[e.service] = true
 		exps = append(exps, e)
 	}
-	opts, err := cf.options(tunnelURL)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
-		return 2
-	}
-	rep := newReporter(cmd, tunnelURL, stderr, false)
-	sess, err := client.Connect(ctx, tunnelURL, opts)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %s\n", cmd, describe(tunnelURL, err))
-		return 1
-	}
-	defer sess.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(exps))
-	for _, e := range exps {
-		l, err := sess.Expose(ctx, e.service, &client.ExposeOptions{ID: *id, OnStatus: func(st client.Status) {
-			if rep.status(st) || cf.once && st.State == client.Reconnecting {
-				cancel()
-			}
-		}})
+	errc := make(chan error, len(exps)*(1+len(also)))
+	for _, u := range append([]string{tunnelURL}, also...) {
+		opts, err := cf.options(u)
 		if err != nil {
-			fmt.Fprintf(stderr, "%s: %s: %s\n", cmd, e.service, describe(tunnelURL, err))
+			fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+			return 2
+		}
+		rep := newReporter(cmd, u, stderr, false)
+		sess, err := client.Connect(ctx, u, opts)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %s\n", cmd, describe(u, err))
 			return 1
 		}
-		fmt.Fprintf(stdout, "exposing %s -> %s (exposer %s)\n", e.service, e.addr, l.ID())
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			stop := context.AfterFunc(ctx, func() { l.Close() })
-			defer stop()
-			err := l.ServeTCP(e.addr, 10*time.Second, func(err error) {
-				if err != nil && !errors.Is(err, net.ErrClosed) {
-					fmt.Fprintf(stderr, "%s: %s: stream: %v\n", cmd, e.service, err)
+		defer sess.Close()
+		for _, e := range exps {
+			l, err := sess.Expose(ctx, e.service, &client.ExposeOptions{ID: *id, OnStatus: func(st client.Status) {
+				if rep.status(st) || cf.once && st.State == client.Reconnecting {
+					cancel()
 				}
-			})
-			if !errors.Is(err, net.ErrClosed) {
-				// A refusal retrying cannot lift (replaced, revoked):
-				// the process ends with it.
-				errc <- fmt.Errorf("%s: %w", e.service, err)
-				cancel()
+			}})
+			if err != nil {
+				fmt.Fprintf(stderr, "%s: %s: %s\n", cmd, e.service, describe(u, err))
+				return 1
 			}
-		}()
+			if len(also) == 0 {
+				fmt.Fprintf(stdout, "exposing %s -> %s (exposer %s)\n", e.service, e.addr, l.ID())
+			} else {
+				fmt.Fprintf(stdout, "exposing %s -> %s (exposer %s) on %s\n", e.service, e.addr, l.ID(), u)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				stop := context.AfterFunc(ctx, func() { l.Close() })
+				defer stop()
+				err := l.ServeTCP(e.addr, 10*time.Second, func(err error) {
+					if err != nil && !errors.Is(err, net.ErrClosed) {
+						fmt.Fprintf(stderr, "%s: %s: stream: %v\n", cmd, e.service, err)
+					}
+				})
+				if !errors.Is(err, net.ErrClosed) {
+					// A refusal retrying cannot lift (replaced, revoked):
+					// the process ends with it.
+					errc <- fmt.Errorf("%s on %s: %w", e.service, u, err)
+					cancel()
+				}
+			}()
+		}
 	}
 	wg.Wait()
 	select {
 	case err := <-errc:
-		fmt.Fprintf(stderr, "%s: %s\n", cmd, describe(tunnelURL, err))
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
 		return 1
 	default:
 	}

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +19,7 @@ import (
 
 	"github.com/ferrygw/ferry/client"
 	"github.com/ferrygw/ferry/tunnel"
+	"github.com/hashicorp/yamux"
 )
 
 // exposeConfig: "laptop" is exposed by clients; "exposer" may expose it,
@@ -211,5 +216,64 @@ func TestExposeFailover(t *testing.T) {
 	}
 	for range 5 {
 		hashRoundTrip(t, user, "laptop", 64<<10)
+	}
+}
+
+// TestProtocolDocExpose checks the examples of docs/PROTOCOL.md §7 against
+// the codec and a real gateway: the registration request as the doc
+// writes it is accepted with the doc's answer, and a drain withdraws it
+// with the doc's bytes.
+func TestProtocolDocExpose(t *testing.T) {
+	doc, err := os.ReadFile("../docs/PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := map[string][]byte{}
+	for _, m := range regexp.MustCompile("(?s)<!-- example: ([a-z-]+) -->\n```hex\n(.*?)```").FindAllSubmatch(doc, -1) {
+		b, err := hex.DecodeString(strings.Join(strings.Fields(string(m[2])), ""))
+		if err != nil {
+			t.Fatalf("example %s: %v", m[1], err)
+		}
+		ex[string(m[1])] = b
+	}
+	for _, name := range []string{"register-request", "register-ok", "withdrawal-draining"} {
+		if ex[name] == nil {
+			t.Fatalf("docs/PROTOCOL.md lacks the example %s", name)
+		}
+	}
+	if enc, _ := tunnel.AppendRegisterRequest(nil, "laptop", "host-1"); !bytes.Equal(enc, ex["register-request"]) {
+		t.Errorf("AppendRegisterRequest gives %x, the doc says %x", enc, ex["register-request"])
+	}
+	g := startGateway(t, exposeConfig(""))
+	ws, _, err := tunnel.Dial(context.Background(), g.url, &tunnel.DialOptions{Subprotocols: []string{tunnel.Subprotocol},
+		HTTPHeader: http.Header{"Authorization": {"Bearer exposer-token"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	mux, err := yamux.Client(ws.StreamConn(), tunnel.MuxConfig(tunnel.DefaultWindow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mux.Close()
+	st, err := mux.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write(ex["register-request"]); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(ex["register-ok"]))
+	if _, err := io.ReadFull(st, got); err != nil || !bytes.Equal(got, ex["register-ok"]) {
+		t.Fatalf("the gateway answered %x (%v), the doc says %x", got, err, ex["register-ok"])
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		g.srv.Shutdown(ctx)
+	}()
+	rest, err := io.ReadAll(st)
+	if err != nil || !bytes.Equal(rest, ex["withdrawal-draining"]) {
+		t.Fatalf("the drain's withdrawal was %x (%v), the doc says %x", rest, err, ex["withdrawal-draining"])
 	}
 }

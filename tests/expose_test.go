@@ -119,3 +119,41 @@ backend = "expose"
 		t.Fatalf("PING after the exposer restarted: %q", out)
 	}
 }
+
+// TestExposeTwoGateways: an exposer registered on two gateways (-also)
+// is reached through either, with nothing shared between them but the
+// config.
+func TestExposeTwoGateways(t *testing.T) {
+	local := tcpServer(t, func(c net.Conn) { io.WriteString(c, "from the laptop") })
+	exposeTok, exposeHash := newToken(t)
+	userTok, userHash := newToken(t)
+	cfg := fmt.Sprintf(`[limits]
+max_sessions_per_ip = 1000
+[[tokens]]
+sha256 = %q
+expose = ["laptop"]
+[[tokens]]
+sha256 = %q
+services = ["laptop"]
+[services.laptop]
+backend = "expose"
+`, exposeHash, userHash)
+	file := filepath.Join(t.TempDir(), "gateway.toml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var urls []string
+	for _, name := range []string{"A", "B"} {
+		p := startProc(t, "ferry serve "+name, []string{ferryPath(t), "serve", "-config", file, "-listen", "127.0.0.1:0"}, procOptions{stop: syscall.SIGTERM})
+		urls = append(urls, p.stdout.wait(t, "ferry serve "+name, servingLine, 1, 30*time.Second)[0][1])
+	}
+	_, port, _ := net.SplitHostPort(local)
+	p := startProc(t, "ferry expose", []string{ferryPath(t), "expose", "-token", exposeTok, "-also", urls[1], urls[0], "laptop=" + port}, procOptions{stop: syscall.SIGTERM})
+	p.stdout.wait(t, "ferry expose", regexp.MustCompile(`^exposing laptop -> \S+ \(exposer \S+\) on `), 2, 30*time.Second)
+	for _, u := range urls {
+		out := runCmd(t, nil, ferryPath(t), "connect", "-token", userTok, u, "laptop")
+		if out != "from the laptop" {
+			t.Errorf("through %s: %q", u, out)
+		}
+	}
+}
