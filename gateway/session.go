@@ -37,6 +37,10 @@ type session struct {
 	origin   string
 	start    time.Time
 	opened   atomic.Int64 // streams connected to a backend
+	// refusing counts streams being refused or reaped after a refusal:
+	// bounded by their own slots, they do not count against
+	// max_streams_per_session.
+	refusing atomic.Int64
 	// ctx ends when the session does; every backend connection of the
 	// session is aborted then.
 	ctx    context.Context
@@ -588,7 +592,7 @@ func (se *session) serveStream(st *yamux.Stream, cost int64) {
 	se.idleMu.Lock()
 	n := se.streams
 	se.idleMu.Unlock()
-	if max := cfg.Limits.MaxStreamsPerSession; n > int64(max) {
+	if max := cfg.Limits.MaxStreamsPerSession; n-se.refusing.Load() > int64(max) {
 		s.count.streamsLimited.Add(1)
 		refuse(tunnel.OpenLimit, fmt.Sprintf("this session already has %d streams open, the maximum", max))
 		return
@@ -730,6 +734,8 @@ func abort(c net.Conn) {
 // at once, without an answer (docs/PROTOCOL.md §3).
 func (se *session) refuse(st *yamux.Stream, service string, status tunnel.OpenStatus, msg string) {
 	s := se.srv
+	se.refusing.Add(1)
+	defer se.refusing.Add(-1)
 	if service != "" && s.config().Services[service] != nil {
 		// Only configured names become labels: the client chooses the rest.
 		s.metrics.streamOpens.WithLabelValues(service, openResult(status)).Inc()
