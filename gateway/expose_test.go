@@ -277,3 +277,22 @@ func TestProtocolDocExpose(t *testing.T) {
 		t.Fatalf("the drain's withdrawal was %x (%v), the doc says %x", rest, err, ex["withdrawal-draining"])
 	}
 }
+
+// TestExposeReload: a reload that takes the right to expose away
+// withdraws the registration, and the exposer is told why.
+func TestExposeReload(t *testing.T) {
+	t.Parallel()
+	g := startFileGateway(t, exposeConfig(""))
+	l := expose(t, g.url, hashBackend(t), "one")
+	res, err := g.rewrite(t, strings.Replace(exposeConfig(""), `expose = ["laptop"]`, `services = ["laptop"]`, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Withdrawn != 1 {
+		t.Fatalf("reload: %+v", res)
+	}
+	var oe *tunnel.OpenError
+	if _, err := l.Accept(); !errors.As(err, &oe) || oe.Status != tunnel.OpenForbidden || !strings.Contains(oe.Message, "may no longer expose laptop") {
+		t.Fatalf("the withdrawn Listener: %v", err)
+	}
+}
