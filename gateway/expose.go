@@ -229,7 +229,18 @@ func (s *Server) openOnExposer(ctx context.Context, cfg *config.Config, svc *con
 		s.budget.release(cost)
 		return nil, tunnel.OpenUnreachable, fmt.Sprintf("the exposer of %s is gone", svc.Name)
 	}
-	c := &exposedConn{Stream: tunnel.Stream{Stream: st}, ex: ex, release: func() { s.budget.release(cost) }}
+	// The exposer's session counts the stream like its own: it is not
+	// idle, and a drain closes it only after the stream's end.
+	ex.se.idleMu.Lock()
+	ex.se.streams++
+	if ex.se.idle != nil {
+		ex.se.idle.Stop()
+	}
+	ex.se.idleMu.Unlock()
+	c := &exposedConn{Stream: tunnel.Stream{Stream: st}, ex: ex, release: func() {
+		s.budget.release(cost)
+		ex.se.endStream()
+	}}
 	ex.open.Add(1)
 	req, _ := tunnel.AppendOpenRequest(nil, svc.Name) // a configured name: valid
 	d := cfg.Limits.DialTimeout.Duration

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/ferrygw/ferry/client"
+	"github.com/ferrygw/ferry/gateway"
+	"github.com/ferrygw/ferry/gateway/config"
 	"github.com/ferrygw/ferry/tunnel"
 	"github.com/hashicorp/yamux"
 )
@@ -295,4 +297,63 @@ func TestExposeReload(t *testing.T) {
 	if _, err := l.Accept(); !errors.As(err, &oe) || oe.Status != tunnel.OpenForbidden || !strings.Contains(oe.Message, "may no longer expose laptop") {
 		t.Fatalf("the withdrawn Listener: %v", err)
 	}
+}
+
+// TestExposeGatewayRestart: the gateway stops (draining) and comes back
+// on the same address: the exposer registers again on its own, and dials
+// reach it.
+func TestExposeGatewayRestart(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Parse("test.toml", []byte(exposeConfig("")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	url := "ws://" + addr + "/tunnel"
+	run := func(ln net.Listener) (*gateway.Server, chan struct{}) {
+		srv, err := gateway.New(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { srv.Serve(ln); close(done) }()
+		return srv, done
+	}
+	srv, done := run(ln)
+	registered := make(chan struct{}, 8)
+	s := connect(t, url, &client.Options{Token: "exposer-token", MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	l, err := s.Expose(context.Background(), "laptop", &client.ExposeOptions{ID: "restart", OnStatus: func(st client.Status) {
+		if st.State == client.Connected {
+			registered <- struct{}{}
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); l.ServeTCP(hashBackend(t), 5*time.Second, nil) }()
+	defer func() { l.Close(); <-served }()
+	<-registered
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	srv.Shutdown(ctx)
+	cancel()
+	<-done
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	srv, done = run(ln)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	}()
+	<-registered // again, on the new gateway
+	user := connect(t, url, &client.Options{Token: "user-token", MinBackoff: time.Hour})
+	hashRoundTrip(t, user, "laptop", 1<<20)
 }
