@@ -98,15 +98,10 @@ func TestGzipDeterministic(t *testing.T) {
 	}
 }
 
-// TestBrotliRoundTrip: client.wasm.br decodes to the module that
-// client.wasm.gz holds.
-func TestBrotliRoundTrip(t *testing.T) {
-	t.Parallel()
+// committedWasm returns the committed client.wasm, decompressed.
+func committedWasm(t *testing.T) []byte {
+	t.Helper()
 	gz, err := os.ReadFile(filepath.Join(assetsDir, "client.wasm.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	br, err := os.ReadFile(filepath.Join(assetsDir, "client.wasm.br"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +109,19 @@ func TestBrotliRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := io.ReadAll(zr)
+	wasm, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wasm
+}
+
+// TestBrotliRoundTrip: client.wasm.br decodes to the module that
+// client.wasm.gz holds.
+func TestBrotliRoundTrip(t *testing.T) {
+	t.Parallel()
+	want := committedWasm(t)
+	br, err := os.ReadFile(filepath.Join(assetsDir, "client.wasm.br"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +158,48 @@ func TestNoHeavyDeps(t *testing.T) {
 		if pkg == "net/http" || strings.HasPrefix(pkg, "net/http/") || strings.HasPrefix(pkg, "crypto/tls") ||
 			pkg == "compress/flate" || strings.HasPrefix(pkg, "github.com/klauspost/compress") || pkg == "github.com/ferrygw/ferry/compress" {
 			t.Errorf("the js/wasm build links %s", pkg)
+		}
+	}
+}
+
+// TestAnalyze reads the committed client.wasm: its functions (unnamed,
+// since the build strips the name section) and sections add up.
+func TestAnalyze(t *testing.T) {
+	t.Parallel()
+	m, err := analyze(committedWasm(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0
+	for _, f := range m.funcs {
+		sum += f.size
+	}
+	if len(m.funcs) < 1000 || sum >= m.code || m.code+m.data >= m.total || !strings.HasPrefix(m.funcs[0].name, "func[") {
+		t.Errorf("client.wasm: %d functions of %d bytes in a code section of %d, data %d, total %d", len(m.funcs), sum, m.code, m.data, m.total)
+	}
+	var out strings.Builder
+	if err := writeSizes(&out, m, 3); err != nil || !strings.Contains(out.String(), "largest functions") {
+		t.Errorf("writeSizes: %v\n%s", err, out.String())
+	}
+	if _, err := analyze([]byte("\x00asm\x01\x00\x00\x00\x0a\x05\x01")); err == nil {
+		t.Error("a truncated module analyzed without an error")
+	}
+}
+
+func TestSymbolPackage(t *testing.T) {
+	for sym, want := range map[string]string{
+		"runtime.initMetrics":                            "runtime",
+		"fmt.__pp_.printValue":                           "fmt",
+		"github.com_ferrygw_ferry_client.openStream":     "github.com/ferrygw/ferry/client",
+		"github.com_hashicorp_yamux.__Session_.recvLoop": "github.com/hashicorp/yamux",
+		"internal_runtime_maps.__Iter_.Next":             "internal/runtime/maps",
+		"vendor_golang.org_x_net_dns_dnsmessage.init":    "vendor/golang.org/x/net/dns/dnsmessage",
+		"runtime.morestack_noctxt":                       "runtime",
+		"type_.eq.net.OpError":                           "type:",
+		"main.dialWebSocket":                             "main",
+	} {
+		if got := symbolPackage(sym); got != want {
+			t.Errorf("symbolPackage(%q) = %q, want %q", sym, got, want)
 		}
 	}
 }

@@ -12,7 +12,11 @@
 // The same toolchain and sources give the same bytes, which the tests
 // check by building again and comparing.
 //
-// Usage: go run ./wasm/build [-out DIR]
+// With -sizes it writes nothing: it builds client.wasm with its symbol
+// names kept and prints where its bytes go, by package and by function,
+// and how much its stripped build weighs compressed.
+//
+// Usage: go run ./wasm/build [-out DIR] [-sizes]
 package main
 
 import (
@@ -23,6 +27,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,10 +38,15 @@ import (
 
 // MaxGzipSize and MaxBrotliSize are the most client.wasm.gz and
 // client.wasm.br may weigh: what a first visit downloads without brotli
-// and with it.
+// and with it. They pin today's weight (988664 and 735112 bytes with Go
+// 1.26) with about 1% to spare, so that growth is a decision. Issue 15
+// aims at 900 KB and 640 KB; go run ./wasm/build -sizes shows where the
+// bytes go: about 440 KB of brotli is the runtime and syscall/js alone,
+// fmt (which yamux needs) costs about 120 KB and net (also yamux's) about
+// 110 KB more.
 const (
 	MaxGzipSize   = 1_000_000
-	MaxBrotliSize = 1_000_000
+	MaxBrotliSize = 745_000
 )
 
 // versionsLine is the line of ferry.js that gets the content hashes.
@@ -44,22 +54,94 @@ const versionsLine = `const versions = { "client.wasm": "", "wasm_exec.js": "" }
 
 func main() {
 	out := flag.String("out", "", "write the assets to `DIR` (default: wasm/assets of the module)")
+	sizes := flag.Bool("sizes", false, "print where the bytes of client.wasm go, and write nothing")
 	flag.Parse()
+	run := run
+	if *sizes {
+		run = func(string) error { return printSizes(os.Stdout) }
+	}
 	if err := run(*out); err != nil {
 		fmt.Fprintln(os.Stderr, "build-wasm:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out string) error {
-	root, err := goEnv("GOMOD")
+// moduleRoot is the folder of Ferry's go.mod.
+func moduleRoot() (string, error) {
+	gomod, err := goEnv("GOMOD")
+	if err != nil {
+		return "", err
+	}
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("run it inside Ferry's module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// buildWasm builds client.wasm from the module at root into a temporary
+// file and returns its bytes, with ldflags (-s -w for the assets; -w
+// keeps the names that -sizes reports).
+func buildWasm(root, ldflags string) ([]byte, error) {
+	tmp, err := os.MkdirTemp("", "ferry-build-wasm-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	wasmFile := filepath.Join(tmp, "client.wasm")
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags="+ldflags, "-o", wasmFile, "./wasm")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm", "GOFLAGS=", "GOWASM=", "CGO_ENABLED=0")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("go build: %w", err)
+	}
+	return os.ReadFile(wasmFile)
+}
+
+// buildCompressed builds the stripped client.wasm of the assets and
+// returns it with its gzip and brotli copies.
+func buildCompressed(root string) (wasm, gz, br []byte, err error) {
+	if wasm, err = buildWasm(root, "-s -w"); err != nil {
+		return nil, nil, nil, err
+	}
+	if gz, err = Gzip(wasm); err != nil {
+		return nil, nil, nil, err
+	}
+	if br, err = Brotli(wasm); err != nil {
+		return nil, nil, nil, err
+	}
+	return wasm, gz, br, nil
+}
+
+// printSizes prints where the bytes of client.wasm go, and its compressed
+// sizes.
+func printSizes(w io.Writer) error {
+	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
-	if root == "" || root == os.DevNull {
-		return errors.New("run it inside Ferry's module")
+	named, err := buildWasm(root, "-w")
+	if err != nil {
+		return err
 	}
-	root = filepath.Dir(root)
+	m, err := analyze(named)
+	if err != nil {
+		return err
+	}
+	wasm, gz, br, err := buildCompressed(root)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "stripped client.wasm %d bytes, gzip %d (limit %d), brotli %d (limit %d)\n", len(wasm), len(gz), MaxGzipSize, len(br), MaxBrotliSize)
+	fmt.Fprintf(w, "with names (the name section is %d bytes more):\n\n", len(named)-len(wasm))
+	return writeSizes(w, m, 40)
+}
+
+func run(out string) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
 	if out == "" {
 		out = filepath.Join(root, "wasm", "assets")
 	}
@@ -67,29 +149,7 @@ func run(out string) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", "ferry-build-wasm-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-
-	wasmFile := filepath.Join(tmp, "client.wasm")
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", wasmFile, "./wasm")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm", "GOFLAGS=", "GOWASM=", "CGO_ENABLED=0")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build: %w", err)
-	}
-	wasm, err := os.ReadFile(wasmFile)
-	if err != nil {
-		return err
-	}
-	gz, err := Gzip(wasm)
-	if err != nil {
-		return err
-	}
-	br, err := Brotli(wasm)
+	wasm, gz, br, err := buildCompressed(root)
 	if err != nil {
 		return err
 	}
