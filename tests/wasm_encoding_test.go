@@ -125,6 +125,12 @@ func loadDemoWatchingWasm(ctx context.Context, t *testing.T, b *cdpBrowser, url 
 	}
 }
 
+// localhostURL is the URL of path on the gateway by the name localhost,
+// on which Chromium accepts br (as on secure origins), unlike 127.0.0.1.
+func (g *wasmGateway) localhostURL(path string) string {
+	return "http://localhost:" + g.addr[strings.LastIndexByte(g.addr, ':')+1:] + path
+}
+
 // TestWasmEncoding loads the demo page in headless Chromium: client.wasm
 // comes brotli'ed (Content-Encoding: br, Vary: Accept-Encoding) and the
 // page works with it; a browser that does not accept br gets it gzip'ed,
@@ -132,15 +138,10 @@ func loadDemoWatchingWasm(ctx context.Context, t *testing.T, b *cdpBrowser, url 
 func TestWasmEncoding(t *testing.T) {
 	t.Parallel()
 	b := startCDPBrowser(t)
-	g := startWasmGateway(t, `
-[services.echo]
-backend = "builtin:echo"
-public = true
-`)
+	g := startWasmGateway(t, wasmEchoConfig)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	// Chromium accepts br on secure origins and on localhost.
-	url := "http://localhost:" + g.addr[strings.LastIndexByte(g.addr, ':')+1:] + "/"
+	url := g.localhostURL("/")
 
 	br := loadDemoWatchingWasm(ctx, t, b, url, nil)
 	if br.encoding != "br" || br.vary != "Accept-Encoding" {
