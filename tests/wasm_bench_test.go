@@ -211,7 +211,7 @@ func startBenchBrowser(t *testing.T) *cdpBrowser {
 
 // wasmLoadRounds is how many times TestWasmBenchLoad loads the demo page
 // for each encoding and network; the report gives medians.
-const wasmLoadRounds = 5
+const wasmLoadRounds = 9
 
 // TestWasmBenchLoad measures, in headless Chromium, the time from loading
 // the demo page to its first byte echoed (fetch ferry.js, wasm_exec.js and
