@@ -164,6 +164,7 @@ func (l *Listener) run() {
 			var again bool
 			again, registered, err = l.serve(lk.mux, lk.nc, first, &tunnels)
 			if err == nil && again {
+				first = false
 				backoff = l.s.opts.MinBackoff // drained: register elsewhere at once
 				continue
 			}

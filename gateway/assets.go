@@ -33,20 +33,23 @@ type asset struct {
 	// data is the file, gzip'ed when gzipped is set.
 	data    string
 	gzipped bool
-	size    int64  // the decompressed size
-	version string // the first 16 hex digits of SHA-256(data), as in ferry.js
+	// br is the file compressed with brotli, or "": only a gzipped asset
+	// has it.
+	br        string
+	brVersion string // the first 16 hex digits of SHA-256(br)
+	size      int64  // the decompressed size
+	version   string // the first 16 hex digits of SHA-256(data), as in ferry.js
 }
 
 var browserAssets = map[string]*asset{
-	"client.wasm":  newAsset("application/wasm", assets.ClientWasmGzip, true),
+	"client.wasm":  newAsset("application/wasm", assets.ClientWasmGzip, true).withBrotli(assets.ClientWasmBrotli),
 	"ferry.js":     newAsset("text/javascript; charset=utf-8", assets.FerryJS, false),
 	"ferry.d.ts":   newAsset("text/plain; charset=utf-8", assets.FerryDTS, false),
 	"wasm_exec.js": newAsset("text/javascript; charset=utf-8", assets.WasmExecJS, false),
 }
 
 func newAsset(contentType, data string, gzipped bool) *asset {
-	sum := sha256.Sum256([]byte(data))
-	a := &asset{contentType: contentType, data: data, gzipped: gzipped, size: int64(len(data)), version: hex.EncodeToString(sum[:8])}
+	a := &asset{contentType: contentType, data: data, gzipped: gzipped, size: int64(len(data)), version: contentVersion(data)}
 	if gzipped && len(data) >= 4 {
 		// The gzip trailer ends with the input size modulo 2^32.
 		a.size = int64(binary.LittleEndian.Uint32([]byte(data[len(data)-4:])))
@@ -54,18 +57,64 @@ func newAsset(contentType, data string, gzipped bool) *asset {
 	return a
 }
 
-// etag is the strong validator of the representation sent: a gzip'ed body
-// and the same bytes decompressed are different representations.
-func (a *asset) etag(gz bool) string {
-	if a.gzipped && !gz {
+// withBrotli adds the brotli copy of a gzipped asset (the same bytes once
+// decompressed, as wasm/build builds and tests them).
+func (a *asset) withBrotli(br string) *asset {
+	a.br, a.brVersion = br, contentVersion(br)
+	return a
+}
+
+func contentVersion(data string) string {
+	sum := sha256.Sum256([]byte(data))
+	return hex.EncodeToString(sum[:8])
+}
+
+// encoding is the Content-Encoding of a response: the asset as stored
+// (gzip'ed or not), brotli'ed, or decompressed.
+type encoding int
+
+const (
+	encStored encoding = iota
+	encBrotli
+	encIdentity
+)
+
+// encodingFor picks the representation for a request's Accept-Encoding:
+// for a gzipped asset, brotli or gzip, whichever has the higher q-value
+// (brotli on a tie: it is the smaller), or the decompressed bytes when the
+// request accepts neither.
+func (a *asset) encodingFor(acceptEncoding []string) encoding {
+	if !a.gzipped {
+		return encStored
+	}
+	qbr, qgz := acceptQ(acceptEncoding, "br"), acceptQ(acceptEncoding, "gzip")
+	switch {
+	case a.br != "" && qbr > 0 && qbr >= qgz:
+		return encBrotli
+	case qgz > 0:
+		return encStored
+	}
+	return encIdentity
+}
+
+// etag is the strong validator of the representation sent: a gzip'ed
+// body, a brotli'ed one and the same bytes decompressed are different
+// representations, each with its own tag.
+func (a *asset) etag(enc encoding) string {
+	switch enc {
+	case encBrotli:
+		return `"` + a.brVersion + `"`
+	case encIdentity:
 		return `"` + a.version + `-identity"`
 	}
 	return `"` + a.version + `"`
 }
 
 // serveAsset serves the browser client under /ferry/: ferry.js,
-// ferry.d.ts, wasm_exec.js and client.wasm (gzip'ed when the browser
-// accepts it, as every browser does; decompressed on the fly otherwise).
+// ferry.d.ts, wasm_exec.js and client.wasm (brotli'ed when the browser
+// accepts br, as Chromium does on secure origins and localhost, else
+// gzip'ed when it accepts gzip, as every browser does; decompressed on the
+// fly otherwise; Vary: Accept-Encoding).
 // Every answer has a strong ETag and If-None-Match gets 304. A URL whose
 // ?v= is the file's current content hash, as ferry.js asks for
 // client.wasm and wasm_exec.js, is cached for a year; a plain name is
@@ -90,9 +139,9 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	gz := a.gzipped && acceptsGzip(r.Header.Values("Accept-Encoding"))
+	enc := a.encodingFor(r.Header.Values("Accept-Encoding"))
 	h := w.Header()
-	h.Set("ETag", a.etag(gz))
+	h.Set("ETag", a.etag(enc))
 	if r.URL.Query().Get("v") == a.version {
 		h.Set("Cache-Control", immutable)
 	} else {
@@ -103,14 +152,19 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if etagMatch(r.Header.Values("If-None-Match"), a.etag(gz)) {
+	if etagMatch(r.Header.Values("If-None-Match"), a.etag(enc)) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	h.Set("Content-Type", a.contentType)
-	size := a.size
-	if gz {
-		size = int64(len(a.data))
+	body, size := a.data, int64(len(a.data))
+	switch {
+	case enc == encBrotli:
+		body, size = a.br, int64(len(a.br))
+		h.Set("Content-Encoding", "br")
+	case enc == encIdentity:
+		size = a.size
+	case a.gzipped:
 		h.Set("Content-Encoding", "gzip")
 	}
 	h.Set("Content-Length", strconv.FormatInt(size, 10))
@@ -121,8 +175,8 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	// A client that stops reading is cut off; see boundWrite.
 	boundWrite(w, size)
 	w.WriteHeader(http.StatusOK)
-	if gz || !a.gzipped {
-		_, _ = io.WriteString(w, a.data)
+	if enc != encIdentity {
+		_, _ = io.WriteString(w, body)
 		return
 	}
 	zr, err := gzip.NewReader(strings.NewReader(a.data))
@@ -132,14 +186,15 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(w, zr)
 }
 
-// acceptsGzip reports whether Accept-Encoding values allow gzip: listed
-// (or x-gzip, or *) with a q-value above 0, and not refused by name.
-func acceptsGzip(values []string) bool {
+// acceptQ returns the q-value that Accept-Encoding values give coding
+// ("gzip" also matches x-gzip): its own, else that of *, else 0 (a coding
+// not listed is not accepted; an encoding without a header is identity).
+func acceptQ(values []string, coding string) float64 {
 	named, star := -1.0, -1.0
 	for _, v := range values {
 		for _, part := range strings.Split(v, ",") {
-			coding, params, _ := strings.Cut(part, ";")
-			coding = strings.ToLower(strings.TrimSpace(coding))
+			listed, params, _ := strings.Cut(part, ";")
+			name := strings.ToLower(strings.TrimSpace(listed))
 			q := 1.0
 			for _, p := range strings.Split(params, ";") {
 				k, val, ok := strings.Cut(strings.TrimSpace(p), "=")
@@ -151,18 +206,18 @@ func acceptsGzip(values []string) bool {
 					q = f
 				}
 			}
-			switch coding {
-			case "gzip", "x-gzip":
+			switch {
+			case name == coding || coding == "gzip" && name == "x-gzip":
 				named = max(named, q)
-			case "*":
+			case name == "*":
 				star = max(star, q)
 			}
 		}
 	}
 	if named >= 0 {
-		return named > 0
+		return named
 	}
-	return star > 0
+	return max(star, 0)
 }
 
 // etagMatch reports whether an If-None-Match header names etag (weak

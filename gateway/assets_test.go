@@ -62,21 +62,41 @@ func TestAssets(t *testing.T) {
 	if !bytes.HasPrefix(plainWasm, []byte("\x00asm")) {
 		t.Fatalf("client.wasm.gz does not hold a WebAssembly module")
 	}
+	// Each of the three representations of client.wasm has its own
+	// ETag; an ETag of one does not validate another.
+	brTag := get(h, "GET", "/ferry/client.wasm", map[string]string{"Accept-Encoding": "br"}).Result().Header.Get("ETag")
+	gzTag := get(h, "GET", "/ferry/client.wasm", map[string]string{"Accept-Encoding": "gzip"}).Result().Header.Get("ETag")
+	idTag := get(h, "GET", "/ferry/client.wasm", nil).Result().Header.Get("ETag")
+	if brTag == gzTag || brTag == idTag || gzTag == idTag {
+		t.Errorf("client.wasm ETags: br %s, gzip %s, identity %s: want three different ones", brTag, gzTag, idTag)
+	}
+	if brTag != `"`+contentHash(assets.ClientWasmBrotli)+`"` {
+		t.Errorf("the brotli ETag %s is not the content hash of client.wasm.br", brTag)
+	}
+	if w := get(h, "GET", "/ferry/client.wasm", map[string]string{"Accept-Encoding": "gzip", "If-None-Match": brTag}); w.Code != 200 || w.Result().Header.Get("Content-Encoding") != "gzip" {
+		t.Errorf("gzip with the brotli ETag: %d %q, want the gzip body", w.Code, w.Result().Header.Get("Content-Encoding"))
+	}
 
 	cases := []struct {
 		name, path, accept string
 		wantType, wantBody string
-		gzipped            bool
+		encoding           string // the Content-Encoding wanted
 	}{
-		{"wasm gzip", "/ferry/client.wasm", "gzip, deflate, br, zstd", "application/wasm", assets.ClientWasmGzip, true},
-		{"wasm star", "/ferry/client.wasm", "*", "application/wasm", assets.ClientWasmGzip, true},
-		{"wasm q", "/ferry/client.wasm", "br;q=1.0, gzip;q=0.5", "application/wasm", assets.ClientWasmGzip, true},
-		{"wasm identity", "/ferry/client.wasm", "", "application/wasm", string(plainWasm), false},
-		{"wasm gzip refused", "/ferry/client.wasm", "gzip;q=0, *;q=1", "application/wasm", string(plainWasm), false},
-		{"wasm star refused", "/ferry/client.wasm", "br, *;q=0", "application/wasm", string(plainWasm), false},
-		{"ferry.js", "/ferry/ferry.js", "gzip", "text/javascript; charset=utf-8", assets.FerryJS, false},
-		{"ferry.d.ts", "/ferry/ferry.d.ts", "gzip", "text/plain; charset=utf-8", assets.FerryDTS, false},
-		{"wasm_exec.js", "/ferry/wasm_exec.js", "", "text/javascript; charset=utf-8", assets.WasmExecJS, false},
+		{"wasm chromium", "/ferry/client.wasm", "gzip, deflate, br, zstd", "application/wasm", assets.ClientWasmBrotli, "br"},
+		{"wasm gzip", "/ferry/client.wasm", "gzip, deflate", "application/wasm", assets.ClientWasmGzip, "gzip"},
+		{"wasm x-gzip", "/ferry/client.wasm", "x-gzip", "application/wasm", assets.ClientWasmGzip, "gzip"},
+		{"wasm star", "/ferry/client.wasm", "*", "application/wasm", assets.ClientWasmBrotli, "br"},
+		{"wasm q", "/ferry/client.wasm", "br;q=1.0, gzip;q=0.5", "application/wasm", assets.ClientWasmBrotli, "br"},
+		{"wasm q gzip", "/ferry/client.wasm", "br;q=0.4, gzip;q=0.5", "application/wasm", assets.ClientWasmGzip, "gzip"},
+		{"wasm br refused", "/ferry/client.wasm", "br;q=0, *", "application/wasm", assets.ClientWasmGzip, "gzip"},
+		{"wasm br only", "/ferry/client.wasm", "BR", "application/wasm", assets.ClientWasmBrotli, "br"},
+		{"wasm identity", "/ferry/client.wasm", "", "application/wasm", string(plainWasm), ""},
+		{"wasm gzip refused", "/ferry/client.wasm", "gzip;q=0, *;q=1", "application/wasm", assets.ClientWasmBrotli, "br"},
+		{"wasm both refused", "/ferry/client.wasm", "gzip;q=0, br;q=0, *;q=1", "application/wasm", string(plainWasm), ""},
+		{"wasm star refused", "/ferry/client.wasm", "zstd, *;q=0", "application/wasm", string(plainWasm), ""},
+		{"ferry.js", "/ferry/ferry.js", "gzip, br", "text/javascript; charset=utf-8", assets.FerryJS, ""},
+		{"ferry.d.ts", "/ferry/ferry.d.ts", "gzip", "text/plain; charset=utf-8", assets.FerryDTS, ""},
+		{"wasm_exec.js", "/ferry/wasm_exec.js", "", "text/javascript; charset=utf-8", assets.WasmExecJS, ""},
 	}
 	etags := map[string]string{}
 	for _, tc := range cases {
@@ -86,8 +106,8 @@ func TestAssets(t *testing.T) {
 			t.Errorf("%s: %d %q, %d bytes; want 200 %q, %d bytes", tc.name, res.StatusCode, res.Header.Get("Content-Type"), w.Body.Len(), tc.wantType, len(tc.wantBody))
 			continue
 		}
-		if ce := res.Header.Get("Content-Encoding"); (ce == "gzip") != tc.gzipped {
-			t.Errorf("%s: Content-Encoding %q", tc.name, ce)
+		if ce := res.Header.Get("Content-Encoding"); ce != tc.encoding {
+			t.Errorf("%s: Content-Encoding %q, want %q", tc.name, ce, tc.encoding)
 		}
 		if cl := res.Header.Get("Content-Length"); cl != strconv.Itoa(len(tc.wantBody)) {
 			t.Errorf("%s: Content-Length %s, body %d", tc.name, cl, len(tc.wantBody))
@@ -98,6 +118,11 @@ func TestAssets(t *testing.T) {
 		}
 		if prev, ok := etags[etag]; ok && prev != tc.wantBody {
 			t.Errorf("%s: ETag %s names two different bodies", tc.name, etag)
+		}
+		for other, body := range etags {
+			if body == tc.wantBody && other != etag {
+				t.Errorf("%s: the same body has the ETags %s and %s", tc.name, other, etag)
+			}
 		}
 		etags[etag] = tc.wantBody
 		if cc := res.Header.Get("Cache-Control"); cc != "public, no-cache" {

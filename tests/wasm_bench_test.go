@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferrygw/ferry/compress"
 	"github.com/ferrygw/ferry/tunnel"
+	"github.com/ferrygw/ferry/wasm/assets"
 )
 
 // wasmBenchSize is what one stream carries in BenchmarkWasmBrowser.
@@ -71,6 +72,14 @@ func wsSink(t *testing.T, size int64, opts *compress.Options) string {
 	return "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
+// wasmFirstEchoJS resolves with when the demo page had its first byte
+// echoed: its mark ferry:first-echo, in ms since navigation started.
+const wasmFirstEchoJS = `new Promise((resolve) => {
+  const mark = () => performance.getEntriesByName("ferry:first-echo")[0];
+  if (mark()) return resolve(mark().startTime);
+  new PerformanceObserver((list, obs) => { if (mark()) { obs.disconnect(); resolve(mark().startTime); } }).observe({ entryTypes: ["mark"] });
+})`
+
 type wasmRate struct{ MS, MBps float64 }
 
 // wasmBenchRounds is how many times each rate is measured; the report
@@ -86,10 +95,7 @@ const wasmBenchRounds = 5
 // and on later ones (assets cached). It prints a table. scripts/bench-browser
 // runs it with FERRY_BENCH_BROWSER=1; otherwise it is skipped.
 func TestWasmBench(t *testing.T) {
-	if os.Getenv("FERRY_BENCH_BROWSER") != "1" {
-		t.Skip("set FERRY_BENCH_BROWSER=1 (scripts/bench-browser) to run the browser benchmark")
-	}
-	br := startCDPBrowser(t)
+	br := startBenchBrowser(t)
 	sink := sinkBackend(t, wasmBenchSize)
 	type row struct {
 		name                string
@@ -100,11 +106,7 @@ func TestWasmBench(t *testing.T) {
 	var warm []float64
 	firstEcho := func(ctx context.Context, p *cdpPage) float64 {
 		var ms float64
-		if err := p.eval(ctx, `new Promise((resolve) => {
-  const mark = () => performance.getEntriesByName("ferry:first-echo")[0];
-  if (mark()) return resolve(mark().startTime);
-  new PerformanceObserver((list, obs) => { if (mark()) { obs.disconnect(); resolve(mark().startTime); } }).observe({ entryTypes: ["mark"] });
-})`, &ms); err != nil {
+		if err := p.eval(ctx, wasmFirstEchoJS, &ms); err != nil {
 			t.Fatalf("first echo: %v\n%s", err, p.console)
 		}
 		return ms
@@ -192,6 +194,126 @@ public = true
 	}
 	tw.Flush()
 	fmt.Printf("\ndemo page, navigation start to first byte echoed (fetch ferry.js, wasm_exec.js, client.wasm; start; connect; dial echo):\nfirst visit %.0f ms, later visits (cached) median %.0f ms\n", cold, median(warm))
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("load average during the run: %s\n", strings.Join(strings.Fields(string(la))[:3], " "))
+	}
+}
+
+// startBenchBrowser skips a browser benchmark unless FERRY_BENCH_BROWSER
+// is 1 (scripts/bench-browser), and starts the browser.
+func startBenchBrowser(t *testing.T) *cdpBrowser {
+	t.Helper()
+	if os.Getenv("FERRY_BENCH_BROWSER") != "1" {
+		t.Skip("set FERRY_BENCH_BROWSER=1 (scripts/bench-browser) to run the browser benchmark")
+	}
+	return startCDPBrowser(t)
+}
+
+// wasmLoadRounds is how many times TestWasmBenchLoad loads the demo page
+// for each encoding and network; the report gives medians.
+const wasmLoadRounds = 9
+
+// TestWasmBenchLoad measures, in headless Chromium, the time from loading
+// the demo page to its first byte echoed (fetch ferry.js, wasm_exec.js and
+// client.wasm; compile; start; connect; dial echo), on a first visit
+// (empty cache) and on a later one (cached), with client.wasm brotli'ed
+// and gzip'ed, side by side, over loopback and over a network emulated at
+// 10 Mbit/s down with 40 ms of latency. It prints a table with ratios.
+// scripts/bench-browser runs it with FERRY_BENCH_BROWSER=1; otherwise it
+// is skipped. A first round warms up and is not counted.
+func TestWasmBenchLoad(t *testing.T) {
+	b := startBenchBrowser(t)
+	g := startWasmGateway(t, wasmEchoConfig)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	url := g.localhostURL("/")
+	type result struct{ cold, cached []float64 }
+	networks := []struct {
+		name       string
+		conditions map[string]any
+	}{
+		{"loopback", nil},
+		{"10 Mbit/s, 40 ms", map[string]any{"offline": false, "latency": 40, "downloadThroughput": 10e6 / 8, "uploadThroughput": 5e6 / 8}},
+	}
+	encodings := []struct{ name, accept string }{{"brotli", ""}, {"gzip", "gzip, deflate"}}
+	results := map[string]*result{}
+	for _, nw := range networks {
+		// One tab per encoding, loaded in turns, the order swapped each
+		// round, so that both see the same machine.
+		pages := make([]*cdpPage, len(encodings))
+		for i, enc := range encodings {
+			p, err := b.openPage(ctx, "about:blank")
+			if err != nil {
+				t.Fatal(err)
+			}
+			setup := map[string]map[string]any{"Network.enable": {}}
+			if enc.accept != "" {
+				setup["Network.setExtraHTTPHeaders"] = map[string]any{"headers": map[string]string{"Accept-Encoding": enc.accept}}
+			}
+			if nw.conditions != nil {
+				setup["Network.emulateNetworkConditions"] = nw.conditions
+			}
+			// Network.enable first: the others need it.
+			for _, m := range []string{"Network.enable", "Network.setExtraHTTPHeaders", "Network.emulateNetworkConditions"} {
+				if params, ok := setup[m]; ok {
+					if _, err := b.call(ctx, p.sessionID, m, params); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			pages[i] = p
+			results[nw.name+"/"+enc.name] = &result{}
+		}
+		for round := range wasmLoadRounds + 1 {
+			for k := range encodings {
+				i := (k + round) % len(encodings)
+				p, r := pages[i], results[nw.name+"/"+encodings[i].name]
+				for _, cached := range []bool{false, true} {
+					if !cached {
+						if _, err := b.call(ctx, p.sessionID, "Network.clearBrowserCache", map[string]any{}); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := p.navigate(ctx, url); err != nil {
+						t.Fatal(err)
+					}
+					var ms float64
+					if err := p.eval(ctx, wasmFirstEchoJS, &ms); err != nil {
+						t.Fatalf("first echo: %v\n%s", err, p.console)
+					}
+					switch {
+					case round == 0: // warming up
+					case cached:
+						r.cached = append(r.cached, ms)
+					default:
+						r.cold = append(r.cold, ms)
+					}
+				}
+				if err := p.navigate(ctx, "about:blank"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	median := func(xs []float64) float64 {
+		s := slices.Clone(xs)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	fmt.Printf("\ndemo page, navigation start to first byte echoed, median of %d loads (client.wasm %d bytes brotli'ed, %d gzip'ed)\n\n",
+		wasmLoadRounds, len(assets.ClientWasmBrotli), len(assets.ClientWasmGzip))
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "network\tvisit\tbrotli (ms)\tgzip (ms)\tbrotli / gzip\t")
+	for _, nw := range networks {
+		br, gz := results[nw.name+"/brotli"], results[nw.name+"/gzip"]
+		for _, row := range []struct {
+			visit  string
+			br, gz []float64
+		}{{"first (cold)", br.cold, gz.cold}, {"later (cached)", br.cached, gz.cached}} {
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.2f×\t\n", nw.name, row.visit, median(row.br), median(row.gz), median(row.br)/median(row.gz))
+		}
+	}
+	tw.Flush()
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Printf("load average during the run: %s\n", strings.Join(strings.Fields(string(la))[:3], " "))
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"strconv"
 	"sync"
@@ -24,6 +25,16 @@ const connectTimeout = 30 * time.Second
 // closing handshake.
 const closeWait = 5 * time.Second
 
+// defaultDialTimeout bounds a dial that the page gave no timeout: the wait
+// for a tunnel while reconnecting and the gateway's answer together.
+const defaultDialTimeout = 30 * time.Second
+
+// Why a dial's context ended, besides the gateway's connection closing.
+var (
+	errDialAborted = errors.New("the dial was aborted")
+	errDialTimeout = errors.New("the dial timed out")
+)
+
 // readSize is the most a read hands to JavaScript at once.
 const readSize = 256 << 10
 
@@ -38,6 +49,13 @@ type api struct {
 	next     int
 	gateways map[int]*gateway
 	sockets  map[int]*socket
+	dials    map[int]*pendingDial // dials in progress, by number
+}
+
+// pendingDial is a dial in progress, which cancel aborts.
+type pendingDial struct {
+	g      *gateway
+	cancel context.CancelCauseFunc
 }
 
 type gateway struct {
@@ -49,6 +67,11 @@ type gateway struct {
 	sess  *client.Session
 	last  *wsConn // the WebSocket of the latest tunnel
 	wasUp bool    // a tunnel was up since the last status
+	down  error   // while reconnecting: why (as the last status said), else nil
+
+	// dialing counts the dials in progress, which closeGateway waits for
+	// (Add under a.mu, with the gateway still in a.gateways).
+	dialing sync.WaitGroup
 }
 
 type socket struct {
@@ -67,7 +90,7 @@ var (
 )
 
 func newAPI() *api {
-	return &api{gateways: map[int]*gateway{}, sockets: map[int]*socket{}}
+	return &api{gateways: map[int]*gateway{}, sockets: map[int]*socket{}, dials: map[int]*pendingDial{}}
 }
 
 // object returns the API as a JavaScript object of functions.
@@ -77,6 +100,7 @@ func (a *api) object() js.Value {
 		"connect":      a.connect,
 		"closeGateway": a.closeGateway,
 		"dial":         a.dial,
+		"cancelDial":   a.cancelDial,
 		"read":         a.read,
 		"write":        a.write,
 		"closeWrite":   a.closeWrite,
@@ -96,10 +120,11 @@ func (a *api) add(put func(id int)) int {
 	return a.next
 }
 
-// connect(url, token, onstatus, resolve, reject) resolves with a gateway
-// number once the first tunnel is up.
+// connect(url, token, keepalive, onstatus, resolve, reject) resolves with
+// a gateway number once the first tunnel is up. keepalive is in
+// milliseconds, 0 for the default (see wsConn.KeepAlive).
 func (a *api) connect(args []js.Value) any {
-	url, token, onstatus, resolve, reject := args[0].String(), args[1].String(), args[2], args[3], args[4]
+	url, token, keepalive, onstatus, resolve, reject := args[0].String(), args[1].String(), args[2].Float(), args[3], args[4], args[5]
 	g := &gateway{a: a, onstatus: onstatus, protocols: []string{tunnel.Subprotocol}}
 	if token != "" {
 		if !validToken(token) {
@@ -111,7 +136,7 @@ func (a *api) connect(args []js.Value) any {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 		defer cancel()
-		sess, err := client.Connect(ctx, url, &client.Options{Dialer: g.dial, OnStatus: g.status})
+		sess, err := client.Connect(ctx, url, &client.Options{Dialer: g.dial, OnStatus: g.status, Keepalive: millis(keepalive)})
 		if err != nil {
 			reject.Invoke(a.jsError(err))
 			return
@@ -122,6 +147,15 @@ func (a *api) connect(args []js.Value) any {
 		resolve.Invoke(a.add(func(id int) { a.gateways[id] = g }))
 	}()
 	return nil
+}
+
+// millis turns milliseconds from JavaScript into a Duration; what is not
+// a positive finite number is 0 (the default).
+func millis(ms float64) time.Duration {
+	if !(ms > 0) || ms > float64(math.MaxInt64/int64(time.Millisecond)) {
+		return 0
+	}
+	return time.Duration(ms * float64(time.Millisecond))
 }
 
 // validToken reports whether tok is made of the characters of an HTTP
@@ -163,7 +197,7 @@ func (g *gateway) status(st client.Status) {
 	case client.Connected:
 		state = "connected"
 		g.mu.Lock()
-		g.wasUp = true
+		g.wasUp, g.down = true, nil
 		g.mu.Unlock()
 	case client.Reconnecting:
 		state = "reconnecting"
@@ -173,13 +207,16 @@ func (g *gateway) status(st client.Status) {
 			// once this tunnel's sockets are done.
 			err = &CloseError{Code: 1001, Reason: "the gateway is draining: new sockets go to a new tunnel", Opened: true}
 		} else if g.wasUp && g.last != nil {
-			if ce := g.last.closeInfo(); ce != nil && !g.last.closedHere() {
+			if f := g.last.failure(); f != nil {
+				err = f // a keepalive timeout, a violation by the gateway
+			} else if ce := g.last.closeInfo(); ce != nil && !g.last.closedHere() {
 				err = ce
-			} else if f := g.last.failure(); f != nil {
-				err = f
 			}
 		}
 		g.wasUp = false
+		if err != nil {
+			g.down = err
+		}
 		g.mu.Unlock()
 	case client.Closed:
 		state = "closed"
@@ -192,19 +229,40 @@ func (g *gateway) status(st client.Status) {
 }
 
 // closeGateway(gw, resolve) closes the Session and every socket on it.
+//
+// First it ends every read of a stream of the Session, because yamux
+// v0.1.2's Stream.Read spins while its Session shuts down (it goes back
+// to waiting on the closed shutdown channel until Close marks the stream
+// closed), and js/wasm has no preemption: a read waiting for an open's
+// answer or for data when Close begins would hold the only thread, and
+// Close, waiting for yamux's receive loop, would never finish. So dials in
+// progress are cancelled and waited for, and every socket's read gets a
+// deadline in the past (a read that then meets the shut-down Session
+// still leaves at once: its deadline has passed).
 func (a *api) closeGateway(args []js.Value) any {
 	id, resolve := args[0].Int(), args[1]
 	a.mu.Lock()
 	g := a.gateways[id]
 	delete(a.gateways, id)
+	var conns []*client.Conn
 	for sid, s := range a.sockets {
 		if s.g == g {
 			delete(a.sockets, sid)
+			conns = append(conns, s.conn)
+		}
+	}
+	for _, d := range a.dials {
+		if d.g == g {
+			d.cancel(client.ErrClosed)
 		}
 	}
 	a.mu.Unlock()
 	go func() {
 		if g != nil {
+			g.dialing.Wait()
+			for _, c := range conns {
+				_ = c.SetReadDeadline(time.Unix(1, 0))
+			}
 			g.mu.Lock()
 			sess := g.sess
 			g.mu.Unlock()
@@ -225,21 +283,51 @@ func (a *api) closeGateway(args []js.Value) any {
 	return nil
 }
 
-// dial(gw, service, resolve, reject) resolves with a socket number once
-// the gateway has connected to the service.
+// dial(gw, service, timeout, resolve, reject) resolves with a socket
+// number once the gateway has connected to the service, and returns the
+// dial's number, which cancelDial takes. timeout is in milliseconds (0 for
+// defaultDialTimeout, Infinity for none); it bounds the wait for a tunnel
+// while reconnecting and the gateway's answer together. An aborted or
+// timed-out dial leaves nothing behind: the Session closes a stream whose
+// open it gave up on, and a socket that arrives too late is closed here.
 func (a *api) dial(args []js.Value) any {
-	id, service, resolve, reject := args[0].Int(), args[1].String(), args[2], args[3]
+	id, service, timeout, resolve, reject := args[0].Int(), args[1].String(), args[2].Float(), args[3], args[4]
 	a.mu.Lock()
 	g := a.gateways[id]
+	if g != nil {
+		g.dialing.Add(1)
+	}
 	a.mu.Unlock()
 	if g == nil {
 		reject.Invoke(a.jsError(client.ErrClosed))
-		return nil
+		return 0
 	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	d := millis(timeout)
+	if d == 0 && !math.IsInf(timeout, 1) {
+		d = defaultDialTimeout
+	}
+	stopTimer := func() bool { return true }
+	if d > 0 {
+		stopTimer = time.AfterFunc(d, func() { cancel(errDialTimeout) }).Stop
+	}
+	did := a.add(func(did int) { a.dials[did] = &pendingDial{g, cancel} })
 	go func() {
-		conn, err := g.sess.Dial(context.Background(), service)
+		conn, err := g.sess.Dial(ctx, service)
+		g.dialing.Done()
+		stopTimer()
+		a.mu.Lock()
+		delete(a.dials, did)
+		a.mu.Unlock()
+		cause := context.Cause(ctx)
+		cancel(nil)
+		if err == nil && cause != nil {
+			// Aborted or timed out as the gateway answered.
+			conn.Close()
+			err = cause
+		}
 		if err != nil {
-			reject.Invoke(a.jsError(err))
+			reject.Invoke(a.jsError(g.dialError(service, d, cause, err)))
 			return
 		}
 		s := &socket{g: g, conn: conn}
@@ -256,6 +344,55 @@ func (a *api) dial(args []js.Value) any {
 		}
 		resolve.Invoke(sid)
 	}()
+	return did
+}
+
+// dialError says why a dial failed: for a timeout, how long it waited and,
+// while the tunnel is down, why it is (with that close code and reason).
+func (g *gateway) dialError(service string, d time.Duration, cause, err error) error {
+	switch cause {
+	case errDialAborted, client.ErrClosed:
+		return cause
+	case errDialTimeout:
+		g.mu.Lock()
+		down := g.down
+		g.mu.Unlock()
+		if down != nil {
+			return &dialTimeoutError{service: service, after: d, down: down}
+		}
+		return &dialTimeoutError{service: service, after: d, err: err}
+	}
+	return err
+}
+
+// dialTimeoutError is a dial that timed out, waiting for a tunnel that is
+// down (down) or for the gateway's answer (err).
+type dialTimeoutError struct {
+	service   string
+	after     time.Duration
+	down, err error
+}
+
+func (e *dialTimeoutError) Error() string {
+	msg := "dial " + strconv.Quote(e.service) + ": timed out after " + e.after.String()
+	if e.down != nil {
+		return msg + " while the tunnel is down: " + e.down.Error()
+	}
+	return msg + ": " + e.err.Error()
+}
+
+// Unwrap gives the reason the tunnel is down, whose close code and reason
+// the FerryError carries.
+func (e *dialTimeoutError) Unwrap() error { return e.down }
+
+// cancelDial(dial) aborts a dial in progress; it then rejects.
+func (a *api) cancelDial(args []js.Value) any {
+	a.mu.Lock()
+	d := a.dials[args[0].Int()]
+	a.mu.Unlock()
+	if d != nil {
+		d.cancel(errDialAborted)
+	}
 	return nil
 }
 
@@ -373,12 +510,12 @@ func (a *api) closeSocket(args []js.Value) any {
 }
 
 // stats() returns counts of what this side holds, for tests: gateways
-// and sockets open, and WebSockets whose event handlers are not yet
-// released.
+// and sockets open, dials in progress, and WebSockets whose event
+// handlers are not yet released (the only js.FuncOf made after start).
 func (a *api) stats([]js.Value) any {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return map[string]any{"gateways": len(a.gateways), "sockets": len(a.sockets), "webSockets": liveWebSockets.Load()}
+	return map[string]any{"gateways": len(a.gateways), "sockets": len(a.sockets), "dials": len(a.dials), "webSockets": liveWebSockets.Load()}
 }
 
 // jsError returns err as a FerryError: the message, and the gateway's code
@@ -390,6 +527,7 @@ func (a *api) jsError(err error) js.Value {
 	msg := err.Error()
 	var oe *tunnel.OpenError
 	var ce *CloseError
+	var te *client.TunnelClosedError
 	switch {
 	case errors.As(err, &oe):
 		code, reason = int(oe.Status), oe.Message
@@ -399,6 +537,8 @@ func (a *api) jsError(err error) js.Value {
 		}
 	case errors.As(err, &ce):
 		code, reason = ce.Code, ce.Reason
+	case errors.As(err, &te):
+		code, reason = int(te.Code), te.Reason
 	case errors.Is(err, client.ErrClosed):
 		msg = "the gateway connection is closed"
 	}

@@ -27,5 +27,13 @@
 // a tunnel that dies later, the dialer proves the tunnel alive before it
 // returns it: it sends a yamux ping (which the gateway's yamux answers and
 // the client's yamux ignores as an answer to no ping of its own) and waits
-// for the first message or the close.
+// for the first message or the close. The same ping keeps a tunnel honest
+// afterwards (wsConn.KeepAlive): a page cannot send WebSocket pings, so
+// after a silence it sends a yamux ping, and a gateway silent for as long
+// again (stopped, or cut off without a word) ends the tunnel with 1011
+// "keepalive timeout", which onstatus reports.
+//
+// Dials take a context (ferry.js's AbortSignal and timeout); an aborted
+// or timed-out dial leaves nothing: the Session closes the stream of an
+// open it gave up on, and a socket that arrives too late is closed.
 package main

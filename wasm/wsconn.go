@@ -40,12 +40,17 @@ type CloseError struct {
 	Reason string
 	// Opened is true if the WebSocket had opened.
 	Opened bool
+	// Here is true when this side ended the tunnel with this code (a page
+	// cannot send 1011, so it stays here): a keepalive timeout.
+	Here bool
 }
 
 func (e *CloseError) Error() string {
 	switch {
 	case !e.Opened && e.Code == 1006:
 		return "the WebSocket failed before it opened (the browser does not say why: the gateway may be unreachable, or refused the handshake with an HTTP error)"
+	case e.Here:
+		return fmt.Sprintf("this side ended the tunnel with %d: %s", e.Code, e.Reason)
 	case e.Reason != "":
 		return fmt.Sprintf("the tunnel was closed with %d: %s", e.Code, e.Reason)
 	}
@@ -71,11 +76,18 @@ type wsConn struct {
 	funcs [4]js.Func // the event handlers, released once closed
 	frame frameWriter
 
+	// wmu serialises Write (yamux's send loop) with KeepAlive's pings,
+	// which go out between two frames.
+	wmu         sync.Mutex
+	pingPending bool // a ping waits for the frame being written to end
+
 	mu       sync.Mutex
 	queue    []payload // payloads not yet read; queue[0] may be partly read
 	queued   int       // bytes in queue
+	received uint64    // messages received so far
 	opened   bool
 	closeErr *CloseError // set by the close event
+	failed   error       // why this side ended the tunnel, if not by Close
 	err      error       // why reads and writes fail; set once
 	done     chan struct{}
 	ready    chan struct{} // gets a value (capacity 1) when the queue grows
@@ -144,13 +156,7 @@ func dialWebSocket(ctx context.Context, url string, protocols []string) (*wsConn
 	case <-ctx.Done():
 		return fail(fmt.Errorf("connect to %s: %w", url, ctx.Err()))
 	}
-	var ping [yamuxHeaderSize]byte
-	ping[1] = yamuxTypePing
-	binary.BigEndian.PutUint16(ping[2:], yamuxFlagSYN)
-	binary.BigEndian.PutUint32(ping[8:], livenessPingID)
-	if _, err := c.Write(ping[:]); err != nil {
-		return fail(err)
-	}
+	c.ping()
 	select {
 	case <-c.ready:
 		c.ready <- struct{}{} // leave the signal for the first Read
@@ -196,6 +202,7 @@ func (c *wsConn) onMessage(_ js.Value, args []js.Value) any {
 	}
 	c.queue = append(c.queue, pl)
 	c.queued += len(pl.b)
+	c.received++
 	over := c.queued > maxQueued
 	c.mu.Unlock()
 	if over {
@@ -231,7 +238,18 @@ func (c *wsConn) onClose(_ js.Value, args []js.Value) any {
 // (A page may only close with 1000 or 3000 to 4999, so the reason stays
 // here.)
 func (c *wsConn) fail(reason string) {
-	c.setErr(errors.New("tunnel: " + reason))
+	c.failWith(errors.New("tunnel: " + reason))
+}
+
+// failWith ends the tunnel from this side with err, which failure then
+// returns.
+func (c *wsConn) failWith(err error) {
+	c.mu.Lock()
+	if c.failed == nil && c.err == nil {
+		c.failed = err
+	}
+	c.mu.Unlock()
+	c.setErr(err)
 	c.ws.Call("close")
 }
 
@@ -267,15 +285,13 @@ func (c *wsConn) closedHere() bool {
 	return c.err == errLocalClose
 }
 
-// failure returns why this side ended the tunnel (a protocol violation it
-// found, a buffer overflow), or nil when it ended normally or not yet.
+// failure returns why this side ended the tunnel (a keepalive timeout, a
+// protocol violation it found, a buffer overflow), or nil when it ended
+// otherwise or not yet.
 func (c *wsConn) failure() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.err == errLocalClose || c.closeErr != nil {
-		return nil
-	}
-	return c.err
+	return c.failed
 }
 
 // closeInfo returns the close event's code and reason, once it came.
@@ -334,6 +350,8 @@ func (c *wsConn) Write(p []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	f := &c.frame
 	n := len(p)
 	for len(p) > 0 {
@@ -357,9 +375,90 @@ func (c *wsConn) Write(p []byte) (int, error) {
 		if f.fill == f.size {
 			c.ws.Call("send", f.msg)
 			f.have, f.msg = 0, js.Undefined()
+			if c.pingPending {
+				c.pingPending = false
+				c.sendPing()
+			}
 		}
 	}
 	return n, nil
+}
+
+// ping sends a yamux ping with livenessPingID between two frames: now, or
+// once the frame being written is whole.
+func (c *wsConn) ping() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.frame.have > 0 {
+		c.pingPending = true
+		return
+	}
+	c.sendPing()
+}
+
+// sendPing sends the ping; c.wmu is held, between two frames.
+func (c *wsConn) sendPing() {
+	var ping [yamuxHeaderSize]byte
+	ping[1] = yamuxTypePing
+	binary.BigEndian.PutUint16(ping[2:], yamuxFlagSYN)
+	binary.BigEndian.PutUint32(ping[8:], livenessPingID)
+	msg := uint8Array.New(yamuxHeaderSize)
+	js.CopyBytesToJS(msg, ping[:])
+	c.ws.Call("send", msg)
+}
+
+// keepAliveReason begins the reason of a tunnel that KeepAlive found dead,
+// in the words of the native client's (tunnel.KeepAliveReason, which the
+// js build does not have).
+const keepAliveReason = "keepalive timeout"
+
+var errKeepAlive = errors.New("tunnel: " + keepAliveReason)
+
+// KeepAlive checks that the gateway is alive until the tunnel ends; the
+// client runs it for each tunnel. A page cannot send WebSocket pings, so
+// whenever interval passes with no message from the gateway it sends a
+// yamux ping, which the gateway's yamux answers; when another interval
+// passes with still nothing received, the gateway is dead (stopped, or a
+// network that dropped the connection without a word): the tunnel ends
+// with failure, and Err, giving 1011 and keepAliveReason, as the
+// native client's does. Any message counts as life, so a busy tunnel is
+// never pinged.
+func (c *wsConn) KeepAlive(interval time.Duration) error {
+	if interval <= 0 {
+		<-c.done
+		return nil
+	}
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	seen := c.receivedCount()
+	pinged := false
+	for {
+		select {
+		case <-c.done:
+			return nil
+		case <-t.C:
+		}
+		if r := c.receivedCount(); r != seen {
+			seen, pinged = r, false // the gateway spoke: it is alive
+			t.Reset(interval)
+			continue
+		}
+		if !pinged {
+			pinged = true
+			c.ping()
+			t.Reset(interval)
+			continue
+		}
+		reason := fmt.Sprintf("%s: no answer from the gateway for %s", keepAliveReason, 2*interval)
+		c.failWith(&CloseError{Code: int(tunnel.StatusInternalError), Reason: reason, Opened: true, Here: true})
+		return errKeepAlive
+	}
+}
+
+func (c *wsConn) receivedCount() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.received
 }
 
 // The yamux header (yamux spec.md): version, type, flags (2), stream ID
@@ -506,11 +605,16 @@ func isClosed(c chan struct{}) bool {
 var uint8Array = js.Global().Get("Uint8Array")
 
 // Err says how the tunnel ended, as client.Session asks of its connection:
-// the close event's code and reason as a *tunnel.CloseError (Local when
-// this side closed first), or nil before the close event. So a close with
+// 1011 and the keepalive reason when KeepAlive found the gateway dead
+// (Local), else the close event's code and reason as a *tunnel.CloseError
+// (Local when this side closed first), or nil before the close event. So a close with
 // 1001 from a draining gateway makes the page reconnect at once, as the
 // native client does.
 func (c *wsConn) Err() error {
+	var f *CloseError
+	if errors.As(c.failure(), &f) { // a keepalive timeout
+		return &tunnel.CloseError{Code: tunnel.StatusCode(f.Code), Reason: f.Reason, Local: true}
+	}
 	ce := c.closeInfo()
 	if ce == nil {
 		return nil

@@ -2,7 +2,7 @@
 // `tsc --strict` (tests/wasm_types_test.go) checks the hand-written types.
 // The @ts-expect-error lines must stay errors: the types are not `any`.
 import * as ferry from "./ferry.js";
-import { connect, FerryError, stats, type Gateway, type FerrySocket, type Status } from "./ferry.js";
+import { connect, FerryError, stats, type DialOptions, type Gateway, type FerrySocket, type Status } from "./ferry.js";
 
 async function main(): Promise<string> {
   const seen: Status[] = [];
@@ -39,19 +39,27 @@ async function main(): Promise<string> {
       console.log(state, code, reason, s.error.message);
     }
   }
+  const abort = new AbortController();
+  const opts: DialOptions = { signal: abort.signal, timeout: 5000 };
+  const pending = gw.dial("ssh", opts);
+  abort.abort();
+  await pending.catch((e: unknown) => e);
+  await connect("ws://127.0.0.1:8080/tunnel", { keepalive: 10000 });
   try {
-    await gw.dial("postgres");
+    await gw.dial("postgres", { timeout: Infinity });
   } catch (e) {
     if (e instanceof FerryError && e.code === 2) console.log(e.reason, e.name);
   }
   const st = await stats();
-  const counts: number = st.gateways + st.sockets + st.webSockets;
+  const counts: number = st.gateways + st.sockets + st.dials + st.webSockets;
   await gw.close();
 
   // @ts-expect-error: a service is a string
   await gw.dial(42);
   // @ts-expect-error: a token is a string
   await connect({ token: 7 });
+  // @ts-expect-error: a timeout is a number of milliseconds
+  await gw.dial("redis", { timeout: "5s" });
   // @ts-expect-error: sockets take bytes or strings
   await sock.writable.getWriter().write(3);
   // @ts-expect-error: there is no such state

@@ -79,6 +79,7 @@ globalThis.suite = (() => {
       try {
         gateways[name] = await ferry.connect(options.url, {
           token: options.token,
+          keepalive: options.keepalive,
           onstatus: (s) => {
             statuses[name].push({ state: s.state, error: s.error && errorInfo(s.error) });
             for (const w of waiters.splice(0)) w();
@@ -127,6 +128,24 @@ globalThis.suite = (() => {
         return { ok: true };
       } catch (e) {
         return { ok: false, error: errorInfo(e) };
+      }
+    },
+
+    // dialEnd dials a service with options (timeout) and, when abortAfter
+    // is set, aborts it that many ms later (0: at once, in the same
+    // task), and returns how the dial ended and how long it took.
+    async dialEnd(name, service, { timeout, abortAfter } = {}) {
+      const ctl = new AbortController();
+      const start = performance.now();
+      const p = gateways[name].dial(service, { timeout, signal: abortAfter === undefined ? undefined : ctl.signal });
+      if (abortAfter === 0) ctl.abort();
+      else if (abortAfter !== undefined) setTimeout(() => ctl.abort(), abortAfter);
+      try {
+        const sock = await p;
+        await sock.close();
+        return { ok: true, ms: performance.now() - start };
+      } catch (e) {
+        return { ok: false, ms: performance.now() - start, error: errorInfo(e), aborted: e === ctl.signal.reason };
       }
     },
 

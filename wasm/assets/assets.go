@@ -1,7 +1,7 @@
 // Package assets holds Ferry's built browser client, embedded, for the
-// gateway to serve under /ferry/: client.wasm.gz (the js/wasm build of
-// package client, gzip'ed), ferry.js (the ES module that loads it, with
-// the content hashes of what it loads), ferry.d.ts (its types) and
+// gateway to serve under /ferry/: client.wasm.gz and client.wasm.br (the
+// js/wasm build of package client, gzip'ed and brotli'ed), ferry.js (the
+// ES module that loads it, with the content hashes of what it loads), ferry.d.ts (its types) and
 // wasm_exec.js (a verbatim copy of Go's $(go env GOROOT)/lib/wasm/
 // wasm_exec.js). scripts/build-wasm writes these files from wasm/ and the
 // toolchain; they are committed, so that the gateway builds on a machine
@@ -15,6 +15,11 @@ import _ "embed"
 //
 //go:embed client.wasm.gz
 var ClientWasmGzip string
+
+// ClientWasmBrotli is the same client.wasm, compressed with brotli.
+//
+//go:embed client.wasm.br
+var ClientWasmBrotli string
 
 // FerryJS is the ES module ferry.js.
 //

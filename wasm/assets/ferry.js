@@ -19,7 +19,7 @@
 // The content hashes of the files this module loads, set by
 // scripts/build-wasm, so that their URLs change when they do and the
 // gateway can let browsers cache them for good.
-const versions = { "client.wasm": "6b69e8a7521d480b", "wasm_exec.js": "0c949f4996f9a896" };
+const versions = { "client.wasm": "e32d87f2edf5c630", "wasm_exec.js": "0c949f4996f9a896" };
 
 function assetURL(name) {
   const v = versions[name];
@@ -113,13 +113,17 @@ export async function connect(url, options) {
   const href = tunnelURL(url == null ? undefined : String(url));
   const token = options.token ?? "";
   if (typeof token !== "string") throw new TypeError("ferry: options.token must be a string");
+  const keepalive = options.keepalive ?? 0;
+  if (typeof keepalive !== "number" || !(keepalive >= 0)) {
+    throw new TypeError("ferry: options.keepalive must be a number of milliseconds, 0 or more");
+  }
   const onstatus = options.onstatus;
   const status = (state, error) => {
     // Later, so that a throwing or re-entrant handler cannot reach Go.
     if (typeof onstatus === "function") queueMicrotask(() => onstatus({ state, error: error ?? null }));
   };
   const api = await load();
-  const id = await call(api, "connect", href, token, status);
+  const id = await call(api, "connect", href, token, keepalive, status);
   return new Gateway(api, id, href);
 }
 
@@ -141,13 +145,42 @@ class Gateway {
     this.url = url;
   }
 
-  async dial(service) {
+  async dial(service, options) {
     if (typeof service !== "string" || service === "") {
       throw new TypeError("ferry: dial needs a service name");
     }
+    const { signal, timeout = 30000 } = options ?? {};
+    if (typeof timeout !== "number" || !(timeout > 0)) {
+      throw new TypeError("ferry: the dial timeout must be a number of milliseconds above 0 (Infinity for none)");
+    }
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new TypeError("ferry: the dial signal must be an AbortSignal");
+    }
+    signal?.throwIfAborted();
     if (this.#closing) throw new FerryError("ferry: the gateway connection is closed");
-    const sid = await call(this.#api, "dial", this.#id, service);
-    const sock = new Socket(this.#api, sid, service, () => this.#sockets.delete(sock));
+    const api = this.#api;
+    let did = 0;
+    const onAbort = () => api.cancelDial(did);
+    let sid;
+    try {
+      sid = await new Promise((resolve, reject) => {
+        did = api.dial(this.#id, service, timeout, resolve, reject);
+        signal?.addEventListener("abort", onAbort, { once: true });
+      });
+    } catch (err) {
+      // An aborted dial rejects with the signal's reason, as fetch does.
+      if (signal?.aborted) throw signal.reason;
+      throw err;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+    if (this.#closing || signal?.aborted) {
+      // Closed or aborted as the socket arrived: it is not the page's.
+      api.closeSocket(sid);
+      if (signal?.aborted) throw signal.reason;
+      throw new FerryError("ferry: the gateway connection is closed");
+    }
+    const sock = new Socket(api, sid, service, () => this.#sockets.delete(sock));
     this.#sockets.add(sock);
     return sock;
   }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/andybalholm/brotli"
 )
 
 // assetsDir is the committed build, relative to this package.
@@ -25,7 +29,7 @@ func TestAssetsReproducible(t *testing.T) {
 	if err := run(out); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"client.wasm.gz", "ferry.js", "ferry.d.ts", "wasm_exec.js"} {
+	for _, name := range []string{"client.wasm.gz", "client.wasm.br", "ferry.js", "ferry.d.ts", "wasm_exec.js"} {
 		fresh, err := os.ReadFile(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
@@ -63,18 +67,23 @@ func TestWasmExecIsGos(t *testing.T) {
 	}
 }
 
-// TestWasmSize fails when the committed client.wasm.gz weighs more than
-// 1 MB: what every first visit of a page downloads.
+// TestWasmSize fails when the committed client.wasm.gz or client.wasm.br
+// weighs more than its limit (MaxGzipSize, MaxBrotliSize): what a first
+// visit of a page downloads, without brotli and with it.
 func TestWasmSize(t *testing.T) {
 	t.Parallel()
-	fi, err := os.Stat(filepath.Join(assetsDir, "client.wasm.gz"))
-	if err != nil {
-		t.Fatal(err)
+	var sizes [2]int64
+	for i, name := range []string{"client.wasm.gz", "client.wasm.br"} {
+		fi, err := os.Stat(filepath.Join(assetsDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes[i] = fi.Size()
 	}
-	if fi.Size() > MaxGzipSize {
-		t.Errorf("client.wasm.gz is %d bytes, over the limit of %d", fi.Size(), MaxGzipSize)
+	if err := checkSizes(sizes[0], sizes[1]); err != nil {
+		t.Error(err)
 	}
-	t.Logf("client.wasm.gz: %d bytes (limit %d)", fi.Size(), MaxGzipSize)
+	t.Logf("client.wasm.gz: %d bytes (limit %d); client.wasm.br: %d bytes (limit %d)", sizes[0], MaxGzipSize, sizes[1], MaxBrotliSize)
 }
 
 // TestGzipDeterministic: the header holds no name and no time.
@@ -86,6 +95,42 @@ func TestGzipDeterministic(t *testing.T) {
 	// ID1 ID2 CM FLG MTIME(4) XFL OS: no flags, no time.
 	if a[3] != 0 || !bytes.Equal(a[4:8], []byte{0, 0, 0, 0}) {
 		t.Errorf("gzip header % x has flags or a time", a[:10])
+	}
+}
+
+// committedWasm returns the committed client.wasm, decompressed.
+func committedWasm(t *testing.T) []byte {
+	t.Helper()
+	gz, err := os.ReadFile(filepath.Join(assetsDir, "client.wasm.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wasm
+}
+
+// TestBrotliRoundTrip: client.wasm.br decodes to the module that
+// client.wasm.gz holds.
+func TestBrotliRoundTrip(t *testing.T) {
+	t.Parallel()
+	want := committedWasm(t)
+	br, err := os.ReadFile(filepath.Join(assetsDir, "client.wasm.br"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(brotli.NewReader(bytes.NewReader(br)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) || !bytes.HasPrefix(got, []byte("\x00asm")) {
+		t.Errorf("client.wasm.br decodes to %d bytes, client.wasm.gz to %d: not the same module", len(got), len(want))
 	}
 }
 
@@ -113,6 +158,48 @@ func TestNoHeavyDeps(t *testing.T) {
 		if pkg == "net/http" || strings.HasPrefix(pkg, "net/http/") || strings.HasPrefix(pkg, "crypto/tls") ||
 			pkg == "compress/flate" || strings.HasPrefix(pkg, "github.com/klauspost/compress") || pkg == "github.com/ferrygw/ferry/compress" {
 			t.Errorf("the js/wasm build links %s", pkg)
+		}
+	}
+}
+
+// TestAnalyze reads the committed client.wasm: its functions (unnamed,
+// since the build strips the name section) and sections add up.
+func TestAnalyze(t *testing.T) {
+	t.Parallel()
+	m, err := analyze(committedWasm(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0
+	for _, f := range m.funcs {
+		sum += f.size
+	}
+	if len(m.funcs) < 1000 || sum >= m.code || m.code+m.data >= m.total || !strings.HasPrefix(m.funcs[0].name, "func[") {
+		t.Errorf("client.wasm: %d functions of %d bytes in a code section of %d, data %d, total %d", len(m.funcs), sum, m.code, m.data, m.total)
+	}
+	var out strings.Builder
+	if err := writeSizes(&out, m, 3); err != nil || !strings.Contains(out.String(), "largest functions") {
+		t.Errorf("writeSizes: %v\n%s", err, out.String())
+	}
+	if _, err := analyze([]byte("\x00asm\x01\x00\x00\x00\x0a\x05\x01")); err == nil {
+		t.Error("a truncated module analyzed without an error")
+	}
+}
+
+func TestSymbolPackage(t *testing.T) {
+	for sym, want := range map[string]string{
+		"runtime.initMetrics":                            "runtime",
+		"fmt.__pp_.printValue":                           "fmt",
+		"github.com_ferrygw_ferry_client.openStream":     "github.com/ferrygw/ferry/client",
+		"github.com_hashicorp_yamux.__Session_.recvLoop": "github.com/hashicorp/yamux",
+		"internal_runtime_maps.__Iter_.Next":             "internal/runtime/maps",
+		"vendor_golang.org_x_net_dns_dnsmessage.init":    "vendor/golang.org/x/net/dns/dnsmessage",
+		"runtime.morestack_noctxt":                       "runtime",
+		"type_.eq.net.OpError":                           "type:",
+		"main.dialWebSocket":                             "main",
+	} {
+		if got := symbolPackage(sym); got != want {
+			t.Errorf("symbolPackage(%q) = %q, want %q", sym, got, want)
 		}
 	}
 }

@@ -24,7 +24,10 @@
  *   3 connection refused, 4 timeout, 5 limit reached, 6 unreachable,
  *   7 bad request, 8 unavailable (shutting down), 9 busy (the gateway's
  *   buffer budget is spent: back off and retry, never open another
- *   tunnel for it) (docs/PROTOCOL.md), and the gateway's message;
+ *   tunnel for it), 10 not exposed (a service that clients expose with
+ *   `ferry expose` has no exposer connected right now; a page can dial
+ *   exposed services but not expose one: it cannot accept connections)
+ *   (docs/PROTOCOL.md), and the gateway's message;
  * - anything else: code 0 and reason "".
  */
 export declare class FerryError extends Error {
@@ -62,6 +65,32 @@ export interface ConnectOptions {
    * the first tunnel), "reconnecting" (with the error) and "closed".
    */
   onstatus?: (status: Status) => void;
+  /**
+   * Milliseconds of silence from the gateway after which the page pings it
+   * (a yamux ping: a page cannot send WebSocket pings); when it then stays
+   * silent as long again, the tunnel is dead and ends with a
+   * "reconnecting" status whose error has code 1011 and reason
+   * "keepalive timeout: ...". Default 25000; any message counts as life.
+   */
+  keepalive?: number;
+}
+
+/** How a dial may end early. */
+export interface DialOptions {
+  /**
+   * Aborts the dial: it rejects with `signal.reason` (as fetch does) and
+   * leaves nothing behind, no stream on the gateway and nothing held in
+   * client.wasm.
+   */
+  signal?: AbortSignal;
+  /**
+   * Milliseconds the dial may take in all, waiting for a tunnel while
+   * reconnecting and for the gateway's answer (default 30000; Infinity
+   * for no limit). Past it the dial rejects with a FerryError that says
+   * so and, when the tunnel is down, why: the code and reason of the last
+   * "reconnecting" status.
+   */
+  timeout?: number;
 }
 
 /** What `opened` resolves with. */
@@ -101,9 +130,10 @@ export interface Gateway {
    * Opens a stream to service and resolves once the gateway has connected
    * to it; rejects with a FerryError carrying the open status and the
    * gateway's message when it refuses. While the tunnel is reconnecting,
-   * it waits for the next one.
+   * it waits for the next one, up to its timeout. After close() it
+   * rejects.
    */
-  dial(service: string): Promise<FerrySocket>;
+  dial(service: string, options?: DialOptions): Promise<FerrySocket>;
   /** Closes the tunnel and every socket on it. */
   close(): Promise<void>;
 }
@@ -122,6 +152,8 @@ export declare function connect(options: ConnectOptions): Promise<Gateway>;
 export interface Stats {
   readonly gateways: number;
   readonly sockets: number;
+  /** Dials in progress. */
+  readonly dials: number;
   /** WebSockets whose event handlers are not yet released. */
   readonly webSockets: number;
 }
