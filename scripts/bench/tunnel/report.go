@@ -255,7 +255,7 @@ func (rep *report) targets(out io.Writer, ferries, exposes []string) {
 					continue
 				}
 				if tg.min == 0 {
-					lines = append(lines, fmt.Sprintf("  %-19s %-11s   (reported) %-6s  %5.2f×", f, rep.heading(tg.test), tg.base, v/b))
+					lines = append(lines, fmt.Sprintf("  %-19s %-11s %-6s %-6s  %5.2f×  reported", f, rep.heading(tg.test), "", tg.base, v/b))
 					continue
 				}
 				verdict := "met"
