@@ -34,7 +34,7 @@ func newTable(out io.Writer) *table {
 }
 
 func (t *table) row(cells ...string) {
-	cells[0] = fmt.Sprintf("%-14s", cells[0])
+	cells[0] = fmt.Sprintf("%-19s", cells[0]) // the longest setup name, ferry-expose-nocomp
 	fmt.Fprintln(t.tw, strings.Join(cells, "\t")+"\t")
 }
 
