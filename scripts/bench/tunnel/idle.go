@@ -39,7 +39,7 @@ type idleResult struct {
 func idle(e *env, n int) (idleResult, error) {
 	var r idleResult
 	r.n = n
-	cfg, err := e.writeFerryConfig("idle", true)
+	cfg, err := e.writeFerryConfig("idle", true, "")
 	if err != nil {
 		return r, err
 	}

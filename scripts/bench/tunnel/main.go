@@ -13,9 +13,18 @@
 //     -role relay), each copying through a 32 KiB user-space buffer: the
 //     hops of ferry forward → gateway without framing, the ceiling of the
 //     topology; relay-splice (not run by default) lets Go splice(2);
+//   - relay3: through three such relays, the hops of the exposed path
+//     (one relay more than the forward path) without framing, its ceiling;
 //   - ferry, ferry-nocomp: ferry forward and ferry serve (the -ferry
 //     binary), compression enabled and disabled in the gateway's config;
-//   - chisel: chisel client and chisel server (the -chisel binary).
+//   - ferry-expose: the reverse tunnel, ferry forward → ferry serve →
+//     ferry expose → backend, to a service with backend = "expose" that
+//     ferry expose serves from the backend's address (ferry-expose-nocomp,
+//     not run by default, with compression disabled);
+//   - chisel: chisel client and chisel server (the -chisel binary);
+//   - chisel-reverse: chisel server --reverse and a chisel client with an
+//     R: remote, chisel's reverse mode (two processes, where ferry-expose
+//     has three).
 //
 // The workloads, each setup in turn for one workload before the next so
 // that a busy moment of the machine does not land on one setup only:
@@ -39,9 +48,10 @@
 // other processes and the hypervisor took meanwhile (/proc/stat), and the
 // tunnel processes' read and write syscalls and context switches
 // (/proc/PID/io, /proc/PID/task/*/status). With -profile DIR the Ferry
-// setups run this binary as -role gateway and -role forward
+// forward setups run this binary as -role gateway and -role forward
 // (gateway.New+Serve and client.Connect+Forward, what ferry serve and
-// ferry forward run) writing CPU profiles (and with -mutex, mutex and
+// ferry forward run; the exposed setups still run the ferry binary)
+// writing CPU profiles (and with -mutex, mutex and
 // block profiles) to DIR, and the idle gateway writes its live heap. With
 // -alt NAME=PATH a patched ferry binary runs as one more setup, side by
 // side with the others. Linux only.
@@ -119,10 +129,10 @@ func main() {
 		if !slices.Contains(setupNames, s) && !slices.Contains(extraSetups, s) {
 			fatal(fmt.Errorf("-setups: unknown setup %q", s))
 		}
-		if strings.HasPrefix(s, "ferry") && *ferryBin == "" && *profileDir == "" {
+		if strings.HasPrefix(s, "ferry") && *ferryBin == "" && (*profileDir == "" || slices.Contains(exposeSetups, s)) {
 			fatal(errors.New("-ferry: the ferry binary is needed"))
 		}
-		if s == "chisel" && *chiselBin == "" {
+		if strings.HasPrefix(s, "chisel") && *chiselBin == "" {
 			fatal(errors.New("-chisel: the chisel binary is needed"))
 		}
 	}
@@ -275,8 +285,8 @@ func parseTest(t string) (kind string, n int, err error) {
 // process in it.
 type result struct {
 	measurement
-	cpu map[string]float64  // seconds, by "srv", "cli", "backend", "load", and "machine" (all busy CPU) and "steal" from /proc/stat
-	io  map[string]ioCounts // by "srv", "cli", "backend"
+	cpu map[string]float64  // seconds, by "srv", "cli", "exp", "backend", "load", and "machine" (all busy CPU) and "steal" from /proc/stat
+	io  map[string]ioCounts // by "srv", "cli", "exp", "backend"
 }
 
 func (r result) rate() float64 {
@@ -295,6 +305,9 @@ func measure(e *env, s *setup, p *pool, test string, dur, rtDur, warmup time.Dur
 	}
 	if s.cli != nil {
 		pids["cli"] = s.cli.pid()
+	}
+	if s.exp != nil {
+		pids["exp"] = s.exp.pid()
 	}
 	type snapshot struct {
 		cpu map[string]float64
