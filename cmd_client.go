@@ -52,6 +52,23 @@ func loadProfile(file, profile string) (*clientconfig.Profile, error) {
 	return f.Select(profile)
 }
 
+// profile reads -config FILE and selects the PROFILE argument, if any,
+// and sets the flags the command line did not give from it; false means
+// exit 2, with the reason written.
+func (f *clientFlags) profile(cmd string, fs *flag.FlagSet, stderr io.Writer) (*clientconfig.Profile, bool) {
+	if fs.NArg() > 1 {
+		fmt.Fprintf(stderr, "%s: with -config, the only argument is a PROFILE; unexpected %q\n", cmd, fs.Arg(1))
+		return nil, false
+	}
+	p, err := loadProfile(f.config, fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, false
+	}
+	f.fillFrom(fs, p)
+	return p, true
+}
+
 // fillFrom sets the flags the command line did not give from p.
 func (f *clientFlags) fillFrom(fs *flag.FlagSet, p *clientconfig.Profile) {
 	given := map[string]bool{}
@@ -242,6 +259,8 @@ type clientCommand struct {
 	many  bool     // the last argument repeats
 
 	withConfig bool // -config FILE [PROFILE] and -check
+
+	flags func(fs *flag.FlagSet) // the command's own flags, if any
 }
 
 // parse parses the flags; ok false means exit with code.
@@ -252,6 +271,9 @@ func (c *clientCommand) parse(args []string, stdout, stderr io.Writer) (fs *flag
 	if c.withConfig {
 		fs.StringVar(&cf.config, "config", "", "read the gateway, credential and forwards from the client config `FILE` (see client.toml); then the only argument is a PROFILE")
 		fs.BoolVar(&cf.check, "check", false, "check the arguments (or -config FILE) and exit, without connecting")
+	}
+	if c.flags != nil {
+		c.flags(fs)
 	}
 	if code, ok := parseFlags(fs, args, c.fullUsage(), stdout, stderr); !ok {
 		return nil, nil, code, false
@@ -332,17 +354,15 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var tunnelURL string
 	var fwds []clientconfig.Forward
 	if cf.config != "" {
-		if fs.NArg() > 1 {
-			fmt.Fprintf(stderr, "%s: with -config, the only argument is a PROFILE; unexpected %q\n", cmd, fs.Arg(1))
+		p, ok := cf.profile(cmd, fs, stderr)
+		if !ok {
 			return 2
 		}
-		p, err := loadProfile(cf.config, fs.Arg(0))
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 2
-		}
-		cf.fillFrom(fs, p)
 		tunnelURL, fwds = p.Gateway, p.Forwards
+		if len(fwds) == 0 {
+			fmt.Fprintf(stderr, "%s: %s: nothing to forward: add a [forward] table with lines like \"6379\" = \"redis\"\n", cmd, cf.config)
+			return 2
+		}
 	} else {
 		if code, ok := forwardCommand.checkArgs(fs, stdout, stderr); !ok {
 			return code

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +21,7 @@ import (
 var exposeCommand = clientCommand{
 	name: "expose",
 	usage: `Usage: ferry expose [client flags] [-id ID] [-also URL]... TUNNEL_URL SERVICE=LOCALADDR...
+       ferry expose -config FILE [client flags] [-id ID] [-also URL]... [PROFILE]
 
 Publishes local TCP services through the gateway, for services behind NAT
 or a firewall that only lets HTTPS out, like ssh -R: each SERVICE (with
@@ -29,10 +33,13 @@ its -id (after a restart) takes the name back at once. It keeps its
 registrations across reconnects, retrying with backoff, until the gateway
 refuses the credential; -once exits on the first failure instead. With
 -also, it holds a tunnel to each further gateway and registers on each, so
-that any of N gateways behind a load balancer can reach it.
+that any of N gateways behind a load balancer can reach it. With -config,
+the gateway, credential and the [expose] table (service = local address)
+come from a client config (client.toml), its top level or PROFILE.
 `,
-	args: []string{"TUNNEL_URL", "SERVICE=LOCALADDR"},
-	many: true,
+	args:       []string{"TUNNEL_URL", "SERVICE=LOCALADDR"},
+	many:       true,
+	withConfig: true,
 }
 
 // exposed is one SERVICE=LOCALADDR argument.
@@ -63,22 +70,41 @@ func parseExpose(a string) (exposed, error) {
 func runExpose(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	const cmd = "ferry expose"
 	stderr = &lockedWriter{w: stderr}
-	fs := newFlagSet(cmd)
-	cf := &clientFlags{}
-	cf.register(fs)
-	id := fs.String("id", "", "the exposer `ID` the gateway knows this process by (default: from the host name and the service); a registration with the same ID replaces the old one at once")
+	var id string
 	var also headerFlags
-	fs.Var(&also, "also", "register on the gateway at `URL` too (repeatable): one tunnel to each")
-	if code, ok := parseFlags(fs, args, exposeCommand.fullUsage(), stdout, stderr); !ok {
+	c := exposeCommand
+	c.flags = func(fs *flag.FlagSet) {
+		fs.StringVar(&id, "id", "", "the exposer `ID` the gateway knows this process by (default: from the host name and the service); a registration with the same ID replaces the old one at once")
+		fs.Var(&also, "also", "register on the gateway at `URL` too (repeatable): one tunnel to each")
+	}
+	fs, cf, code, ok := c.parse(args, stdout, stderr)
+	if !ok {
 		return code
 	}
-	if code, ok := exposeCommand.checkArgs(fs, stdout, stderr); !ok {
-		return code
+	var tunnelURL string
+	var specs []string // SERVICE=LOCALADDR
+	if cf.config != "" {
+		p, ok := cf.profile(cmd, fs, stderr)
+		if !ok {
+			return 2
+		}
+		tunnelURL = p.Gateway
+		for _, svc := range slices.Sorted(maps.Keys(p.Expose)) {
+			specs = append(specs, svc+"="+p.Expose[svc])
+		}
+		if len(specs) == 0 {
+			fmt.Fprintf(stderr, "%s: %s has no [expose] entries\n", cmd, cf.config)
+			return 2
+		}
+	} else {
+		if code, ok := c.checkArgs(fs, stdout, stderr); !ok {
+			return code
+		}
+		tunnelURL, specs = fs.Arg(0), fs.Args()[1:]
 	}
-	tunnelURL := fs.Arg(0)
 	var exps []exposed
 	seen := map[string]bool{}
-	for _, a := range fs.Args()[1:] {
+	for _, a := range specs {
 		e, err := parseExpose(a)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
@@ -90,6 +116,13 @@ func runExpose(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		seen[e.service] = true
 		exps = append(exps, e)
+	}
+	if cf.check {
+		for _, e := range exps {
+			fmt.Fprintf(stdout, "would expose %s -> %s\n", e.service, e.addr)
+		}
+		fmt.Fprintf(stdout, "%s: ok (gateway %s)\n", cmd, tunnelURL)
+		return 0
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -109,7 +142,7 @@ func runExpose(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		defer sess.Close()
 		for _, e := range exps {
-			l, err := sess.Expose(ctx, e.service, &client.ExposeOptions{ID: *id, OnStatus: func(st client.Status) {
+			l, err := sess.Expose(ctx, e.service, &client.ExposeOptions{ID: id, OnStatus: func(st client.Status) {
 				if rep.status(st) || cf.once && st.State == client.Reconnecting {
 					cancel()
 				}

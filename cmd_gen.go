@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -40,6 +41,9 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ferryJS := fs.String("ferry-js", "./ferry.js", "where the TypeScript module imports the browser client from: a `URL`, absolute or relative to the module")
 	check := fs.Bool("check", false, "write nothing: exit 1 and say which files differ when DIR is not what ferry gen would write")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h: the usage was asked for
+		}
 		return 2
 	}
 	fail := func(format string, args ...any) int {

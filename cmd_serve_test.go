@@ -58,4 +58,10 @@ func TestServeFlags(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tt.args, code, errb.String(), tt.want)
 		}
 	}
+	for _, cmd := range []string{"serve", "gen", "expose"} {
+		var out, errb bytes.Buffer
+		if code := run([]string{cmd, "-h"}, &out, &errb); code != 0 || !strings.Contains(out.String()+errb.String(), "Usage: ferry "+cmd) {
+			t.Errorf("ferry %s -h: exit %d, want 0 and the usage", cmd, code)
+		}
+	}
 }

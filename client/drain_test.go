@@ -25,7 +25,8 @@ import (
 // fakeGateway is the least of a gateway, over the real tunnel package and
 // yamux on a real TCP listener: every open is answered ok; "echo" echoes,
 // "name" sends the gateway's name and ends, "blob" sends blob and ends;
-// "busy" is answered with status 9.
+// "busy" is answered with status 9; a registration (ferry expose) is
+// answered ok and held.
 // The test drives its sessions (GoAway, close with 1001) itself.
 type fakeGateway struct {
 	name     string
@@ -104,8 +105,15 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (g *fakeGateway) serve(st *yamux.Stream) {
 	defer st.Close()
-	svc, err := tunnel.ReadOpenRequest(st)
+	req, err := tunnel.ReadRequest(st)
 	if err != nil {
+		return
+	}
+	svc := req.Service
+	if req.Register { // an exposer: registered until it ends the stream
+		if _, err := st.Write(tunnel.AppendOpenResponse(nil, tunnel.OpenOK, "")); err == nil {
+			_, _ = io.Copy(io.Discard, st)
+		}
 		return
 	}
 	if svc == "busy" {

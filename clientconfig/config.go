@@ -131,8 +131,8 @@ func (f *File) Select(name string) (*Profile, error) {
 	switch {
 	case p.Gateway == "":
 		return nil, config.Errors{{File: f.Path, Key: where + "gateway", Msg: `no gateway: set gateway = "wss://gw.example.com/tunnel"`}}
-	case len(p.Forwards) == 0:
-		return nil, config.Errors{{File: f.Path, Key: where + "forward", Msg: `nothing to forward: add a [forward] table with lines like "6379" = "redis"`}}
+	case len(p.Forwards) == 0 && len(p.Expose) == 0:
+		return nil, config.Errors{{File: f.Path, Key: where + "forward", Msg: `nothing to forward: add a [forward] table with lines like "6379" = "redis" (or an [expose] table for ferry expose)`}}
 	}
 	return p, nil
 }
