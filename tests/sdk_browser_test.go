@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -142,7 +143,25 @@ backend = "builtin:echo"
 		}
 	})
 
+	// heap is the page's JS heap in use after a full collection.
+	heap := func(t *testing.T) float64 {
+		t.Helper()
+		if _, err := p.b.call(ctx, p.sessionID, "HeapProfiler.collectGarbage", nil); err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.b.call(ctx, p.sessionID, "Runtime.getHeapUsage", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var u struct{ UsedSize float64 }
+		if err := json.Unmarshal(res, &u); err != nil || u.UsedSize <= 0 {
+			t.Fatalf("Runtime.getHeapUsage: %s, %v", res, err)
+		}
+		return u.UsedSize
+	}
+
 	t.Run("backpressure", func(t *testing.T) {
+		before := heap(t)
 		eval(t, `(async () => {
   globalThis.flood = await api.lineFlood();
   globalThis.floodIt = flood.messages();
@@ -157,7 +176,11 @@ backend = "builtin:echo"
 		if !st.stalled || st.written > wasmStallBound {
 			t.Fatalf("the backend wrote %d bytes to a consumer that stopped after 5 messages; want a stall within %d", st.written, wasmStallBound)
 		}
-		t.Logf("a consumer that stopped stalled the backend after %.1f MiB", float64(st.written)/(1<<20))
+		grown := heap(t) - before
+		t.Logf("a consumer that stopped stalled the backend after %.1f MiB; the page's JS heap grew by %.1f MiB", float64(st.written)/(1<<20), grown/(1<<20))
+		if grown > 16<<20 {
+			t.Errorf("the page's JS heap grew by %.1f MiB while its consumer stopped: messages() buffers what it was not asked for", grown/(1<<20))
+		}
 		var bad string
 		eval(t, `(async () => {
   for (let i = 5; i < 5000; i++) {
