@@ -97,8 +97,18 @@ func TestMetrics(t *testing.T) {
 	if _, err := io.ReadFull(long, make([]byte, len(payload))); err != nil {
 		t.Fatal(err)
 	}
-	during := scrape(t, admin.URL)
-	if in, out := value(during, "ferry_payload_bytes_total", "service=echo", "direction=in"), value(during, "ferry_payload_bytes_total", "service=echo", "direction=out"); in != float64(len(payload)) || out != float64(len(payload)) {
+	// The echo's last write is counted when it returns, which may be just
+	// after the client has read its bytes: wait for the count.
+	var during map[string]*dto.MetricFamily
+	var in, out float64
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		during = scrape(t, admin.URL)
+		in, out = value(during, "ferry_payload_bytes_total", "service=echo", "direction=in"), value(during, "ferry_payload_bytes_total", "service=echo", "direction=out")
+		if in == float64(len(payload)) && out == float64(len(payload)) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if in != float64(len(payload)) || out != float64(len(payload)) {
 		t.Errorf("while the stream runs: payload in %v out %v, want %d each", in, out, len(payload))
 	}
 	if n := value(during, "ferry_streams_open", "service=echo"); n != 1 {
