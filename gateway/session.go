@@ -39,8 +39,9 @@ type session struct {
 	opened   atomic.Int64 // streams connected to a backend
 	// refusing counts streams being refused or reaped after a refusal:
 	// bounded by their own slots, they do not count against
-	// max_streams_per_session.
-	refusing atomic.Int64
+	// max_streams_per_session. Guarded by idleMu, with streams, so that
+	// the two are read at one moment.
+	refusing int64
 	// ctx ends when the session does; every backend connection of the
 	// session is aborted then.
 	ctx    context.Context
@@ -590,9 +591,9 @@ func (se *session) serveStream(st *yamux.Stream, cost int64) {
 	}
 	_ = st.SetReadDeadline(time.Time{})
 	se.idleMu.Lock()
-	n := se.streams
+	n := se.streams - se.refusing
 	se.idleMu.Unlock()
-	if max := cfg.Limits.MaxStreamsPerSession; n-se.refusing.Load() > int64(max) {
+	if max := cfg.Limits.MaxStreamsPerSession; n > int64(max) {
 		s.count.streamsLimited.Add(1)
 		refuse(tunnel.OpenLimit, fmt.Sprintf("this session already has %d streams open, the maximum", max))
 		return
@@ -734,8 +735,14 @@ func abort(c net.Conn) {
 // at once, without an answer (docs/PROTOCOL.md §3).
 func (se *session) refuse(st *yamux.Stream, service string, status tunnel.OpenStatus, msg string) {
 	s := se.srv
-	se.refusing.Add(1)
-	defer se.refusing.Add(-1)
+	se.idleMu.Lock()
+	se.refusing++
+	se.idleMu.Unlock()
+	defer func() {
+		se.idleMu.Lock()
+		se.refusing--
+		se.idleMu.Unlock()
+	}()
 	if service != "" && s.config().Services[service] != nil {
 		// Only configured names become labels: the client chooses the rest.
 		s.metrics.streamOpens.WithLabelValues(service, openResult(status)).Inc()
