@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/yamux"
 )
@@ -123,9 +124,19 @@ func TestStreamConnOneMessagePerFrame(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	msgs, frames, split := counter.result()
-	t.Logf("client sent %d messages for %d yamux frames (%.3f messages per frame)", cs.sent, frames, float64(msgs)/float64(frames))
-	if split != 0 || msgs != frames || cs.sent != int64(frames) {
+	// The client's last message (a window update) may still be on its way
+	// to the server's counter: wait until the counter has every message
+	// the client wrote.
+	var msgs, frames, split int
+	sent := func() int { return int(cs.writes.Load()) }
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		msgs, frames, split = counter.result()
+		if msgs >= sent() || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Logf("client sent %d messages for %d yamux frames (%.3f messages per frame)", sent(), frames, float64(msgs)/float64(frames))
+	if split != 0 || msgs != frames || sent() != frames {
 		t.Fatalf("%d messages, %d frames, %d frames split across messages", msgs, frames, split)
 	}
 }
