@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -226,18 +223,7 @@ func TestExposeFailover(t *testing.T) {
 // writes it is accepted with the doc's answer, and a drain withdraws it
 // with the doc's bytes.
 func TestProtocolDocExpose(t *testing.T) {
-	doc, err := os.ReadFile("../docs/PROTOCOL.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ex := map[string][]byte{}
-	for _, m := range regexp.MustCompile("(?s)<!-- example: ([a-z-]+) -->\n```hex\n(.*?)```").FindAllSubmatch(doc, -1) {
-		b, err := hex.DecodeString(strings.Join(strings.Fields(string(m[2])), ""))
-		if err != nil {
-			t.Fatalf("example %s: %v", m[1], err)
-		}
-		ex[string(m[1])] = b
-	}
+	ex := docExamples(t)
 	for _, name := range []string{"register-request", "register-ok", "withdrawal-draining"} {
 		if ex[name] == nil {
 			t.Fatalf("docs/PROTOCOL.md lacks the example %s", name)

@@ -80,15 +80,10 @@ func (r *recConn) bytes() []byte {
 	return bytes.Clone(r.got.Bytes())
 }
 
-// TestProtocolDocCapture runs the exchanges of docs/PROTOCOL.md against a
-// real gateway, records the bytes on the wire both ways, and compares
-// them with the doc's examples: the client's first two messages
-// (yamux-syn, open-request, unmasked), the gateway's answer (open-ok) and
-// a refusal (open-forbidden). The comparison masks one field: the delta
-// of the gateway's window update (bytes 10..13 of open-ok), which is
-// stream_window less 256 KiB less what the gateway had buffered, so
-// depends on the config and on timing.
-func TestProtocolDocCapture(t *testing.T) {
+// docExamples returns the hex examples of docs/PROTOCOL.md by name (the
+// "<!-- example: NAME -->" before each block).
+func docExamples(t *testing.T) map[string][]byte {
+	t.Helper()
 	doc, err := os.ReadFile("../docs/PROTOCOL.md")
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +96,19 @@ func TestProtocolDocCapture(t *testing.T) {
 		}
 		ex[string(m[1])] = b
 	}
+	return ex
+}
+
+// TestProtocolDocCapture runs the exchanges of docs/PROTOCOL.md against a
+// real gateway, records the bytes on the wire both ways, and compares
+// them with the doc's examples: the client's first two messages
+// (yamux-syn, open-request, unmasked), the gateway's answer (open-ok) and
+// a refusal (open-forbidden). The comparison masks one field: the delta
+// of the gateway's window update (bytes 10..13 of open-ok), which is
+// stream_window less 256 KiB less what the gateway had buffered, so
+// depends on the config and on timing.
+func TestProtocolDocCapture(t *testing.T) {
+	ex := docExamples(t)
 	want := ex["open-ok"]
 	if want == nil || ex["yamux-syn"] == nil || ex["open-request"] == nil || ex["open-forbidden"] == nil {
 		t.Fatal("docs/PROTOCOL.md lacks an example")

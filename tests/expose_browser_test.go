@@ -121,38 +121,9 @@ services = ["laptop-echo"]
 		t.Fatal("the echo behind ferry expose did not see the stream end")
 	}
 
-	var bulk struct {
-		Results []struct {
-			Sent, Received string
-			Bytes          int
-		}
-		MS, MBps float64
-	}
+	var bulk wasmBulk
 	eval(fmt.Sprintf(`suite.bulk("main", "laptop-echo", %d, %d)`, exposeBrowserStreams, exposeBrowserSize), &bulk)
-	if len(bulk.Results) != exposeBrowserStreams {
-		t.Fatalf("%d results, want %d", len(bulk.Results), exposeBrowserStreams)
-	}
-	var sent []string
-	for i, r := range bulk.Results {
-		if r.Bytes != exposeBrowserSize || r.Sent != r.Received {
-			t.Errorf("stream %d: %d bytes came back with SHA-256 %s; sent %d with %s", i, r.Bytes, r.Received, exposeBrowserSize, r.Sent)
-		}
-		sent = append(sent, r.Sent)
-	}
-	var received []string
-	for range exposeBrowserStreams {
-		select {
-		case h := <-hashes:
-			received = append(received, h)
-		case <-ctx.Done():
-			t.Fatal("the echo behind ferry expose did not see every stream end")
-		}
-	}
-	slices.Sort(sent)
-	slices.Sort(received)
-	if !slices.Equal(sent, received) {
-		t.Errorf("the echo behind ferry expose received SHA-256s %v, the page sent %v", received, sent)
-	}
+	checkBulk(t, ctx, bulk, exposeBrowserStreams, exposeBrowserSize, hashes, "the echo behind ferry expose")
 	t.Logf("%d streams × %d MiB echoed through ferry expose in %.0f ms: %.1f MB/s both ways together",
 		exposeBrowserStreams, exposeBrowserSize>>20, bulk.MS, bulk.MBps)
 

@@ -119,6 +119,47 @@ func (g *wasmGateway) stop() {
 
 func (g *wasmGateway) url(path string) string { return "http://" + g.addr + path }
 
+// wasmBulk is what the page's suite.bulk returns: each stream's SHA-256
+// sent and received (hex) and its size, and the time and rate of all.
+type wasmBulk struct {
+	Results []struct {
+		Sent, Received string
+		Bytes          int
+	}
+	MS, MBps float64
+}
+
+// checkBulk checks a suite.bulk run of streams of size bytes each: every
+// stream came back whole, and the backend (a hashEchoBackend, what names
+// it in messages) received exactly what the page sent.
+func checkBulk(t *testing.T, ctx context.Context, got wasmBulk, streams, size int, hashes <-chan string, what string) {
+	t.Helper()
+	if len(got.Results) != streams {
+		t.Fatalf("%d results, want %d", len(got.Results), streams)
+	}
+	var sent []string
+	for i, r := range got.Results {
+		if r.Bytes != size || r.Sent != r.Received {
+			t.Errorf("stream %d: %d bytes came back with SHA-256 %s; sent %d with %s", i, r.Bytes, r.Received, size, r.Sent)
+		}
+		sent = append(sent, r.Sent)
+	}
+	var received []string
+	for range streams {
+		select {
+		case h := <-hashes:
+			received = append(received, h)
+		case <-ctx.Done():
+			t.Fatalf("%s did not see every stream end", what)
+		}
+	}
+	slices.Sort(sent)
+	slices.Sort(received)
+	if !slices.Equal(sent, received) {
+		t.Errorf("%s received SHA-256s %v, the page sent %v", what, received, sent)
+	}
+}
+
 // hashEchoBackend echoes every connection until end of input, then
 // half-closes, and sends the SHA-256 (hex) of what it received to hashes.
 func hashEchoBackend(t *testing.T, hashes chan<- string) string {
@@ -366,38 +407,9 @@ services = ["redis"]
 	})
 
 	t.Run("bulk", func(t *testing.T) {
-		var got struct {
-			Results []struct {
-				Sent, Received string
-				Bytes          int
-			}
-			MS, MBps float64
-		}
+		var got wasmBulk
 		eval(t, fmt.Sprintf(`suite.bulk("main", "tcpecho", %d, %d)`, wasmStreams, wasmBulkSize), &got)
-		if len(got.Results) != wasmStreams {
-			t.Fatalf("%d results, want %d", len(got.Results), wasmStreams)
-		}
-		var sent []string
-		for i, r := range got.Results {
-			if r.Bytes != wasmBulkSize || r.Sent != r.Received {
-				t.Errorf("stream %d: %d bytes came back with SHA-256 %s; sent %d with %s", i, r.Bytes, r.Received, wasmBulkSize, r.Sent)
-			}
-			sent = append(sent, r.Sent)
-		}
-		var received []string
-		for range wasmStreams {
-			select {
-			case h := <-hashes:
-				received = append(received, h)
-			case <-ctx.Done():
-				t.Fatal("the echo backend did not see every stream end")
-			}
-		}
-		slices.Sort(sent)
-		slices.Sort(received)
-		if !slices.Equal(sent, received) {
-			t.Errorf("the backend received SHA-256s %v, the page sent %v", received, sent)
-		}
+		checkBulk(t, ctx, got, wasmStreams, wasmBulkSize, hashes, "the echo backend")
 		t.Logf("%d streams × %d MiB echoed in %.0f ms: %.1f MB/s both ways together", wasmStreams, wasmBulkSize>>20, got.MS, got.MBps)
 	})
 
