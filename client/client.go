@@ -3,14 +3,12 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"sync"
 	"time"
 
+	"github.com/ferrygw/ferry/internal/errwrap"
 	"github.com/ferrygw/ferry/tunnel"
-	"github.com/hashicorp/yamux"
 )
 
 // Options configures a Session. The zero value (or nil) connects with no
@@ -27,7 +25,7 @@ type Options struct {
 	// tunnel URL. Nil uses the native WebSocket (not in js/wasm builds).
 	// A conn with a method FerryLimits() string tells the Session the
 	// gateway's Ferry-Limits header (docs/PROTOCOL.md).
-	Dialer func(ctx context.Context, url string) (net.Conn, error)
+	Dialer func(ctx context.Context, url string) (TunnelConn, error)
 	// Native holds settings of the default native dialer (TLS, proxy,
 	// compression); ignored when Dialer is set.
 	Native NativeOptions
@@ -136,9 +134,9 @@ type NoTunnelError struct {
 
 func (e *NoTunnelError) Error() string {
 	if e.Last != nil {
-		return fmt.Sprintf("client: waiting for the tunnel: %v (last error: %v)", e.Err, e.Last)
+		return "client: waiting for the tunnel: " + e.Err.Error() + " (last error: " + e.Last.Error() + ")"
 	}
-	return fmt.Sprintf("client: waiting for the tunnel: %v", e.Err)
+	return "client: waiting for the tunnel: " + e.Err.Error()
 }
 func (e *NoTunnelError) Unwrap() error { return e.Err }
 
@@ -236,7 +234,7 @@ func Connect(ctx context.Context, tunnelURL string, opts *Options) (*Session, er
 // dialLink dials a tunnel, starts its yamux session and waits for the
 // first round trip on it, each bounded by Options.Timeout.
 func (s *Session) dialLink(ctx context.Context) (*link, error) {
-	var nc net.Conn
+	var nc TunnelConn
 	var err error
 	if s.phased {
 		nc, err = s.opts.Dialer(ctx, s.url)
@@ -253,10 +251,10 @@ func (s *Session) dialLink(ctx context.Context) (*link, error) {
 		return nil, err
 	}
 	l := newLink(nc)
-	mux, err := yamux.Client(&goAwayWatch{Conn: nc, onGoAway: l.markGoAway, fins: &l.fins}, tunnel.MuxConfig(tunnel.DefaultWindow))
+	mux, err := newMux(&goAwayWatch{TunnelConn: nc, onGoAway: l.markGoAway, fins: &l.fins})
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("client: yamux: %w", err)
+		return nil, errwrap.Wrap(err, "client: yamux")
 	}
 	l.mux = mux
 	if err := s.firstRoundTrip(ctx, l); err != nil {
@@ -290,17 +288,17 @@ func (s *Session) firstRoundTrip(ctx context.Context, l *link) error {
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, yamux.ErrTimeout):
+		case errors.Is(err, errMuxTimeout):
 			err = &TimeoutError{Phase: phase, After: s.opts.Timeout}
 		case l.mux.IsClosed():
-			err = fmt.Errorf("client: %s: %w", phase, tunnelEnded(l.nc))
+			err = errwrap.Wrap(tunnelEnded(l.nc), "client: "+phase)
 		default:
-			err = fmt.Errorf("client: %s: %w", phase, err)
+			err = errwrap.Wrap(err, "client: "+phase)
 		}
 	case <-t.C:
 		err = &TimeoutError{Phase: phase, After: s.opts.Timeout}
 	case <-ctx.Done():
-		err = fmt.Errorf("client: %s: %w", phase, ctx.Err())
+		err = errwrap.Wrap(ctx.Err(), "client: "+phase)
 	}
 	// The gateway is not answering: no close handshake to wait for. The
 	// Ping returns when the session closes.
@@ -346,7 +344,7 @@ func (s *Session) current(ctx context.Context) (*link, error) {
 			return nil, ErrClosed
 		}
 		if failed != nil {
-			return nil, fmt.Errorf("client: the gateway refused the tunnel: %w", failed)
+			return nil, errwrap.Wrap(failed, "client: the gateway refused the tunnel")
 		}
 		if l != nil {
 			return l, nil
@@ -393,14 +391,14 @@ func (s *Session) Dial(ctx context.Context, service string) (*Conn, error) {
 		st, err := l.mux.OpenStream()
 		if err != nil {
 			l.release()
-			if errors.Is(err, yamux.ErrRemoteGoAway) {
+			if errors.Is(err, errMuxGoAway) {
 				l.markGoAway()
 			}
 			if !l.usable() && retries < maxOpenRetries {
 				retries++
 				continue
 			}
-			return nil, fmt.Errorf("client: open stream: %w", err)
+			return nil, errwrap.Wrap(err, "client: open stream")
 		}
 		id := st.StreamID()
 		c, err := openStream(ctx, st, service, req, func() { l.fins.forget(id); l.release() }, &s.bytes)
@@ -418,7 +416,7 @@ func (s *Session) Dial(ctx context.Context, service string) (*Conn, error) {
 		}
 		var oe *tunnel.OpenError
 		isOE := errors.As(err, &oe)
-		if (isOE && oe.Status == tunnel.OpenLimit || errors.Is(err, yamux.ErrConnectionReset)) && limitRetries < maxLimitRetries && ctx.Err() == nil {
+		if (isOE && oe.Status == tunnel.OpenLimit || errors.Is(err, errMuxReset)) && limitRetries < maxLimitRetries && ctx.Err() == nil {
 			// This link's streams are at the gateway's limit: another
 			// link (an extra one, dialed if need be) may have room.
 			l.markFull()
@@ -433,7 +431,7 @@ func (s *Session) Dial(ctx context.Context, service string) (*Conn, error) {
 				continue
 			}
 		}
-		if errors.Is(err, yamux.ErrConnectionReset) {
+		if errors.Is(err, errMuxReset) {
 			// The gateway resets opens past the refusals it answers at
 			// once (docs/PROTOCOL.md §3): a per-session limit.
 			return nil, &tunnel.OpenError{Service: service, Status: tunnel.OpenLimit,
@@ -453,31 +451,31 @@ func answered(err error) bool {
 
 // openStream writes the open request on st and reads the answer; end is
 // the returned Conn's end of use.
-func openStream(ctx context.Context, st *yamux.Stream, service string, req []byte, end func(), bytes *counters) (*Conn, error) {
+func openStream(ctx context.Context, st *muxStream, service string, req []byte, end func(), bytes *counters) (*Conn, error) {
 	// yamux's Close only sends FIN and leaves reads blocked: a deadline in
 	// the past is what wakes the read of the answer.
 	stop := context.AfterFunc(ctx, func() { _ = st.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if _, err := st.Write(req); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("client: open %s: %w", service, err)
+		return nil, errwrap.Wrap(err, "client: open "+service)
 	}
 	status, msg, err := tunnel.ReadOpenResponse(st)
 	if err != nil {
 		st.Close()
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("client: open %s: %w", service, ctx.Err())
+			return nil, errwrap.Wrap(ctx.Err(), "client: open "+service)
 		}
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("client: open %s: the gateway closed the stream without an answer", service)
+			return nil, errors.New("client: open " + service + ": the gateway closed the stream without an answer")
 		}
-		return nil, fmt.Errorf("client: open %s: %w", service, err)
+		return nil, errwrap.Wrap(err, "client: open "+service)
 	}
 	if !stop() {
 		// ctx ended as the answer came: the deadline is set, the stream
 		// is unusable.
 		st.Close()
-		return nil, fmt.Errorf("client: open %s: %w", service, ctx.Err())
+		return nil, errwrap.Wrap(ctx.Err(), "client: open "+service)
 	}
 	if status != tunnel.OpenOK {
 		st.Close()

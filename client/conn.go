@@ -3,13 +3,11 @@ package client
 import (
 	"errors"
 	"io"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ferrygw/ferry/tunnel"
-	"github.com/hashicorp/yamux"
 )
 
 // Conn is one stream to a service: a net.Conn whose CloseWrite ends the
@@ -36,12 +34,10 @@ type Conn struct {
 	idle    *sync.Cond // signalled when readers drops to 0
 }
 
-var _ net.Conn = (*Conn)(nil)
-
 // counters are a Session's payload bytes, read and written by its Conns.
 type counters struct{ in, out atomic.Uint64 }
 
-func newConn(st *yamux.Stream, service string, end func(), bytes *counters) *Conn {
+func newConn(st *muxStream, service string, end func(), bytes *counters) *Conn {
 	c := &Conn{Stream: tunnel.Stream{Stream: st}, service: service, end: end, bytes: bytes}
 	c.idle = sync.NewCond(&c.mu)
 	return c
@@ -68,7 +64,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return 0, net.ErrClosed
+		return 0, errClosed
 	}
 	c.readers++
 	c.mu.Unlock()
@@ -77,7 +73,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	switch {
 	case err == io.EOF && !fin && c.Stream.Session().IsClosed():
 		err = ErrTunnelLost // the tunnel ended before the stream did
-	case err != nil && err != io.EOF && fin && !errors.Is(err, yamux.ErrConnectionReset) && !errors.Is(err, yamux.ErrTimeout):
+	case err != nil && err != io.EOF && fin && !errors.Is(err, errMuxReset) && !errors.Is(err, errMuxTimeout):
 		// yamux's Read also sends a window update, which fails once the
 		// tunnel is closing: with the stream's FIN in, what is left to
 		// read is whole, so that failure is no reason to stop reading.
@@ -94,12 +90,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 		c.idle.Broadcast()
 	}
 	if c.closed {
-		return 0, net.ErrClosed
+		return 0, errClosed
 	}
 	if err == io.EOF {
 		c.readEOF = true
 	}
-	if (c.readEOF && c.wrote) || errors.Is(err, yamux.ErrConnectionReset) {
+	if (c.readEOF && c.wrote) || errors.Is(err, errMuxReset) {
 		c.finish()
 	}
 	return n, err

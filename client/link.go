@@ -2,11 +2,9 @@ package client
 
 import (
 	"encoding/binary"
-	"net"
 	"sync"
 
 	"github.com/ferrygw/ferry/tunnel"
-	"github.com/hashicorp/yamux"
 )
 
 // link is one tunnel: a yamux session over the byte stream nc. A Session
@@ -17,8 +15,8 @@ import (
 // they return, until each ends. Once the gateway has sent a GoAway and the
 // count is 0, idle is closed and the link is ended with 1000.
 type link struct {
-	mux *yamux.Session
-	nc  net.Conn // the byte stream as dialed (Err, CloseTunnel)
+	mux *muxSession
+	nc  TunnelConn // the byte stream as dialed (Err, CloseTunnel)
 
 	fins   finSet        // streams whose FIN the gateway sent
 	goAway chan struct{} // closed when the gateway sent a GoAway
@@ -37,7 +35,7 @@ type link struct {
 	idleTick chan struct{} // signalled when users drops to 0 (pool.go)
 }
 
-func newLink(nc net.Conn) *link {
+func newLink(nc TunnelConn) *link {
 	return &link{nc: nc, goAway: make(chan struct{}), idle: make(chan struct{}), idleTick: make(chan struct{}, 1)}
 }
 
@@ -207,7 +205,7 @@ func (f *finSet) forget(id uint32) {
 // reconnect as soon as the gateway starts draining rather than at the
 // next Dial. Read is called by yamux's receive loop only.
 type goAwayWatch struct {
-	net.Conn
+	TunnelConn
 	onGoAway func()
 	fins     *finSet
 
@@ -217,7 +215,7 @@ type goAwayWatch struct {
 }
 
 func (w *goAwayWatch) Read(p []byte) (int, error) {
-	n, err := w.Conn.Read(p)
+	n, err := w.TunnelConn.Read(p)
 	w.scan(p[:n])
 	return n, err
 }

@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"net"
 )
 
 // NativeOptions is empty in js/wasm builds: they have no native WebSocket
@@ -11,6 +10,6 @@ import (
 // must be set.
 type NativeOptions struct{}
 
-func nativeDialer(*Options) (func(ctx context.Context, url string) (net.Conn, error), error) {
+func nativeDialer(*Options) (func(ctx context.Context, url string) (TunnelConn, error), error) {
 	return nil, errors.New("client: js/wasm has no native WebSocket dialer: set Options.Dialer")
 }

@@ -3,8 +3,8 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/ferrygw/ferry/tunnel"
@@ -43,7 +43,7 @@ type SessionLimitError struct {
 }
 
 func (e *SessionLimitError) Error() string {
-	return fmt.Sprintf("client: the gateway refused another tunnel past %d open (their streams are at its per-session limit): %v", e.Tunnels, e.Err)
+	return "client: the gateway refused another tunnel past " + strconv.Itoa(e.Tunnels) + " open (their streams are at its per-session limit): " + e.Err.Error()
 }
 func (e *SessionLimitError) Unwrap() error { return e.Err }
 

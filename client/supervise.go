@@ -3,9 +3,8 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
-	"net"
+	"strconv"
 	"time"
 
 	"github.com/ferrygw/ferry/tunnel"
@@ -27,13 +26,13 @@ func (e *TunnelClosedError) Error() string {
 		who = "tunnel lost"
 	}
 	if e.Reason == "" {
-		return fmt.Sprintf("client: %s (%d)", who, e.Code)
+		return "client: " + who + " (" + strconv.Itoa(int(e.Code)) + ")"
 	}
-	return fmt.Sprintf("client: %s: %s (%d)", who, e.Reason, e.Code)
+	return "client: " + who + ": " + e.Reason + " (" + strconv.Itoa(int(e.Code)) + ")"
 }
 
 // tunnelEnded says why the tunnel over nc ended, as far as nc knows.
-func tunnelEnded(nc net.Conn) error {
+func tunnelEnded(nc TunnelConn) error {
 	if r, ok := nc.(interface{ Err() error }); ok {
 		var ce *tunnel.CloseError
 		if errors.As(r.Err(), &ce) {
@@ -45,7 +44,7 @@ func tunnelEnded(nc net.Conn) error {
 
 // endTunnel closes the tunnel over nc with code and reason, when nc can
 // say one (the native WebSocket), else just closes it.
-func endTunnel(nc net.Conn, code uint16, reason string) {
+func endTunnel(nc TunnelConn, code uint16, reason string) {
 	if c, ok := nc.(interface {
 		CloseTunnel(code uint16, reason string)
 	}); ok {

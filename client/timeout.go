@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +22,7 @@ type TimeoutError struct {
 }
 
 func (e *TimeoutError) Error() string {
-	return fmt.Sprintf("client: %s timed out after %s", e.Phase, e.After)
+	return "client: " + e.Phase + " timed out after " + e.After.String()
 }
 
 // Timeout reports true: a TimeoutError is a timeout (net.Error's sense).

@@ -3,7 +3,7 @@ package tunnel
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -63,7 +63,7 @@ func (s StatusCode) String() string {
 	case StatusTLSHandshake:
 		return "TLS handshake"
 	}
-	return fmt.Sprintf("status %d", uint16(s))
+	return "status " + strconv.Itoa(int(s))
 }
 
 // validWireCode reports whether code may appear in a close frame: 1000–1003,
@@ -100,9 +100,9 @@ func (e *CloseError) Error() string {
 		who = "local"
 	}
 	if e.Reason == "" {
-		return fmt.Sprintf("tunnel: websocket closed by %s: %d %s", who, uint16(e.Code), e.Code)
+		return "tunnel: websocket closed by " + who + ": " + strconv.Itoa(int(e.Code)) + " " + e.Code.String()
 	}
-	return fmt.Sprintf("tunnel: websocket closed by %s: %d %s: %s", who, uint16(e.Code), e.Code, e.Reason)
+	return "tunnel: websocket closed by " + who + ": " + strconv.Itoa(int(e.Code)) + " " + e.Code.String() + ": " + e.Reason
 }
 
 // CloseStatus returns the close code carried by err or any error it wraps,
@@ -128,7 +128,7 @@ func parseClosePayload(p []byte) (StatusCode, string, error) {
 	}
 	code := StatusCode(binary.BigEndian.Uint16(p))
 	if !validWireCode(code) {
-		return 0, "", &CloseError{Code: StatusProtocolError, Reason: fmt.Sprintf("invalid close code %d", uint16(code)), Local: true}
+		return 0, "", &CloseError{Code: StatusProtocolError, Reason: "invalid close code " + strconv.Itoa(int(code)), Local: true}
 	}
 	reason := p[2:]
 	if !utf8.Valid(reason) {

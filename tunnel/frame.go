@@ -3,8 +3,9 @@ package tunnel
 import (
 	"bufio"
 	"encoding/binary"
-	"fmt"
+	"errors"
 	"io"
+	"strconv"
 )
 
 // Opcode is a WebSocket frame opcode (RFC 6455 section 5.2).
@@ -44,7 +45,7 @@ func (o Opcode) String() string {
 	case OpPong:
 		return "pong"
 	}
-	return fmt.Sprintf("opcode(%#x)", byte(o))
+	return "opcode(0x" + strconv.FormatUint(uint64(o), 16) + ")"
 }
 
 func (o Opcode) isControl() bool { return o&0x8 != 0 }
@@ -78,7 +79,7 @@ type header struct {
 
 // errFrameLength reports a 64-bit payload length with its most significant
 // bit set, which section 5.2 forbids.
-var errFrameLength = fmt.Errorf("tunnel: frame length has the most significant bit set")
+var errFrameLength = errors.New("tunnel: frame length has the most significant bit set")
 
 // headerSize is the encoded length of h.
 func headerSize(h *header) int {

@@ -2,8 +2,8 @@ package tunnel
 
 import (
 	"errors"
-	"fmt"
 	"io"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -72,7 +72,7 @@ func (s OpenStatus) String() string {
 	case OpenNotExposed:
 		return "not exposed"
 	}
-	return fmt.Sprintf("status %d", byte(s))
+	return "status " + strconv.Itoa(int(s))
 }
 
 // OpenError is a refused stream open: the gateway's status and message.
@@ -84,9 +84,9 @@ type OpenError struct {
 
 func (e *OpenError) Error() string {
 	if e.Message == "" {
-		return fmt.Sprintf("tunnel: open %s: %s", e.Service, e.Status)
+		return "tunnel: open " + e.Service + ": " + e.Status.String()
 	}
-	return fmt.Sprintf("tunnel: open %s: %s: %s", e.Service, e.Status, e.Message)
+	return "tunnel: open " + e.Service + ": " + e.Status.String() + ": " + e.Message
 }
 
 // ErrBadOpen reports a malformed open request or response.
@@ -95,7 +95,7 @@ var ErrBadOpen = errors.New("tunnel: malformed stream open")
 // AppendOpenRequest appends the open request for service to b.
 func AppendOpenRequest(b []byte, service string) ([]byte, error) {
 	if len(service) == 0 || len(service) > 255 {
-		return b, fmt.Errorf("%w: service name of %d bytes (1 to 255)", ErrBadOpen, len(service))
+		return b, badOpen("service name of " + strconv.Itoa(len(service)) + " bytes (1 to 255)")
 	}
 	b = append(b, ProtocolVersion, byte(len(service)))
 	return append(b, service...), nil
@@ -105,10 +105,10 @@ func AppendOpenRequest(b []byte, service string) ([]byte, error) {
 // under exposer ID id (1 to 255 bytes each) to b.
 func AppendRegisterRequest(b []byte, service, id string) ([]byte, error) {
 	if len(service) == 0 || len(service) > 255 {
-		return b, fmt.Errorf("%w: service name of %d bytes (1 to 255)", ErrBadOpen, len(service))
+		return b, badOpen("service name of " + strconv.Itoa(len(service)) + " bytes (1 to 255)")
 	}
 	if len(id) == 0 || len(id) > 255 {
-		return b, fmt.Errorf("%w: exposer ID of %d bytes (1 to 255)", ErrBadOpen, len(id))
+		return b, badOpen("exposer ID of " + strconv.Itoa(len(id)) + " bytes (1 to 255)")
 	}
 	b = append(b, RegisterVersion, byte(len(service)))
 	b = append(b, service...)
@@ -133,7 +133,7 @@ func ReadOpenRequest(r io.Reader) (string, error) {
 		return "", err
 	}
 	if v[0] != ProtocolVersion {
-		return "", fmt.Errorf("%w: version %#x, want %#x", ErrBadOpen, v[0], ProtocolVersion)
+		return "", badOpen("version " + hexByte(v[0]) + ", want " + hexByte(ProtocolVersion))
 	}
 	return readName(r, "service name")
 }
@@ -157,7 +157,7 @@ func ReadRequest(r io.Reader) (Request, error) {
 		id, err := readName(r, "exposer ID")
 		return Request{Service: name, Register: true, ExposerID: id}, err
 	}
-	return Request{}, fmt.Errorf("%w: version %#x, want %#x or %#x", ErrBadOpen, v[0], ProtocolVersion, RegisterVersion)
+	return Request{}, badOpen("version " + hexByte(v[0]) + ", want " + hexByte(ProtocolVersion) + " or " + hexByte(RegisterVersion))
 }
 
 // readName reads a length byte (1 to 255) and that many bytes of UTF-8.
@@ -170,7 +170,7 @@ func readName(r io.Reader, what string) (string, error) {
 		return "", err
 	}
 	if n[0] == 0 {
-		return "", fmt.Errorf("%w: empty %s", ErrBadOpen, what)
+		return "", badOpen("empty " + what)
 	}
 	name := make([]byte, n[0])
 	if _, err := io.ReadFull(r, name); err != nil {
@@ -180,7 +180,7 @@ func readName(r io.Reader, what string) (string, error) {
 		return "", err
 	}
 	if !utf8.Valid(name) {
-		return "", fmt.Errorf("%w: %s is not UTF-8", ErrBadOpen, what)
+		return "", badOpen(what + " is not UTF-8")
 	}
 	return string(name), nil
 }
@@ -206,11 +206,11 @@ func ReadOpenResponse(r io.Reader) (OpenStatus, string, error) {
 		return 0, "", err
 	}
 	if hdr[0] != ProtocolVersion {
-		return 0, "", fmt.Errorf("%w: version %#x, want %#x", ErrBadOpen, hdr[0], ProtocolVersion)
+		return 0, "", badOpen("version " + hexByte(hdr[0]) + ", want " + hexByte(ProtocolVersion))
 	}
 	n := int(hdr[2])<<8 | int(hdr[3])
 	if n > maxOpenMessage {
-		return 0, "", fmt.Errorf("%w: message of %d bytes (at most %d)", ErrBadOpen, n, maxOpenMessage)
+		return 0, "", badOpen("message of " + strconv.Itoa(int(n)) + " bytes (at most " + strconv.Itoa(maxOpenMessage) + ")")
 	}
 	msg := make([]byte, n)
 	if _, err := io.ReadFull(r, msg); err != nil {
@@ -220,7 +220,16 @@ func ReadOpenResponse(r io.Reader) (OpenStatus, string, error) {
 		return 0, "", err
 	}
 	if !utf8.Valid(msg) {
-		return 0, "", fmt.Errorf("%w: message is not UTF-8", ErrBadOpen)
+		return 0, "", badOpen("message is not UTF-8")
 	}
 	return OpenStatus(hdr[1]), string(msg), nil
 }
+
+// badOpen is ErrBadOpen with what was wrong.
+type badOpen string
+
+func (e badOpen) Error() string { return ErrBadOpen.Error() + ": " + string(e) }
+func (e badOpen) Unwrap() error { return ErrBadOpen }
+
+// hexByte formats b as 0x followed by its hex digits, as %#x does.
+func hexByte(b byte) string { return "0x" + strconv.FormatUint(uint64(b), 16) }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"math"
-	"net"
 	"strconv"
 	"sync"
 	"syscall/js"
@@ -176,7 +175,7 @@ func validToken(tok string) bool {
 }
 
 // dial is the Session's Dialer: the browser's WebSocket.
-func (g *gateway) dial(ctx context.Context, url string) (net.Conn, error) {
+func (g *gateway) dial(ctx context.Context, url string) (client.TunnelConn, error) {
 	c, err := dialWebSocket(ctx, url, g.protocols)
 	if err != nil {
 		return nil, err

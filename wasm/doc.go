@@ -4,7 +4,11 @@
 // scripts/build-wasm: package client, with its yamux session and stream
 // open protocol, running over the browser's own WebSocket (which already
 // does TLS and permessage-deflate, so this build links no net/http,
-// crypto/tls or flate).
+// crypto/tls or flate). Its yamux is tunnel/ymux, the same wire as the
+// gateway's hashicorp/yamux in a fraction of the weight, and it links no
+// fmt, log, net or os either: scripts/build-wasm -sizes shows what each
+// package weighs, and wasm/build's tests hold client.wasm to 900 KB
+// gzip'ed and 640 KB brotli'ed.
 //
 // It is loaded by ferry.js (the public ES module; ferry.d.ts types it) and
 // hands ferry.js a small internal API of functions that never block: each

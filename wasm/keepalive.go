@@ -5,7 +5,6 @@ package main
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"syscall/js"
 	"time"
 
@@ -85,7 +84,7 @@ func (c *wsConn) KeepAlive(interval time.Duration) error {
 			t.Reset(interval)
 			continue
 		}
-		reason := fmt.Sprintf("%s: no answer from the gateway for %s", keepAliveReason, 2*interval)
+		reason := keepAliveReason + ": no answer from the gateway for " + (2 * interval).String()
 		c.failWith(&CloseError{Code: int(tunnel.StatusInternalError), Reason: reason, Opened: true, Here: true})
 		return errKeepAlive
 	}

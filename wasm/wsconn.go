@@ -6,15 +6,15 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
-	"net"
-	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall/js"
 	"time"
 
+	"github.com/ferrygw/ferry/client"
+	"github.com/ferrygw/ferry/internal/errwrap"
 	"github.com/ferrygw/ferry/tunnel"
 )
 
@@ -45,11 +45,11 @@ func (e *CloseError) Error() string {
 	case !e.Opened && e.Code == 1006:
 		return "the WebSocket failed before it opened (the browser does not say why: the gateway may be unreachable, or refused the handshake with an HTTP error)"
 	case e.Here:
-		return fmt.Sprintf("this side ended the tunnel with %d: %s", e.Code, e.Reason)
+		return "this side ended the tunnel with " + strconv.Itoa(e.Code) + ": " + e.Reason
 	case e.Reason != "":
-		return fmt.Sprintf("the tunnel was closed with %d: %s", e.Code, e.Reason)
+		return "the tunnel was closed with " + strconv.Itoa(e.Code) + ": " + e.Reason
 	}
-	return fmt.Sprintf("the tunnel was closed with %d", e.Code)
+	return "the tunnel was closed with " + strconv.Itoa(e.Code)
 }
 
 // Permanent reports whether retrying cannot help: the gateway refused the
@@ -91,14 +91,27 @@ type wsConn struct {
 	rdl, wdl deadline
 }
 
-var _ net.Conn = (*wsConn)(nil)
+var _ client.TunnelConn = (*wsConn)(nil)
 
 // liveWebSockets counts the WebSockets whose event handlers are not yet
 // released, for stats.
 var liveWebSockets atomic.Int64
 
 // errLocalClose is the error of a wsConn that this side closed.
-var errLocalClose = fmt.Errorf("the tunnel was closed by this side: %w", net.ErrClosed)
+var errLocalClose = errors.New("the tunnel was closed by this side")
+
+// errClosed is what Close returns the second time.
+var errClosed = errors.New("use of closed network connection")
+
+// errDeadline is what Read and Write return past their deadlines: a
+// timeout, as os.ErrDeadlineExceeded is.
+var errDeadline error = deadlineError{}
+
+type deadlineError struct{}
+
+func (deadlineError) Error() string   { return "i/o timeout" }
+func (deadlineError) Timeout() bool   { return true }
+func (deadlineError) Temporary() bool { return true }
 
 // dialWebSocket opens a WebSocket to url offering protocols, waits until
 // the tunnel is proven alive (see the package doc) or has failed, and
@@ -149,7 +162,7 @@ func dialWebSocket(ctx context.Context, url string, protocols []string) (*wsConn
 	case <-c.done:
 		return closed()
 	case <-ctx.Done():
-		return fail(fmt.Errorf("connect to %s: %w", url, ctx.Err()))
+		return fail(errwrap.Wrap(ctx.Err(), "connect to "+url))
 	}
 	c.ping()
 	select {
@@ -158,10 +171,10 @@ func dialWebSocket(ctx context.Context, url string, protocols []string) (*wsConn
 	case <-c.done:
 		return closed()
 	case <-ctx.Done():
-		return fail(fmt.Errorf("connect to %s: no answer: %w", url, ctx.Err()))
+		return fail(errwrap.Wrap(ctx.Err(), "connect to "+url+": no answer"))
 	}
 	if p := ws.Get("protocol").String(); p != tunnel.Subprotocol {
-		return fail(fmt.Errorf("%s is not a Ferry gateway: it chose the subprotocol %q, not %q", url, p, tunnel.Subprotocol))
+		return fail(errors.New(url + " is not a Ferry gateway: it chose the subprotocol " + strconv.Quote(p) + ", not " + strconv.Quote(tunnel.Subprotocol)))
 	}
 	return c, nil
 }
@@ -172,7 +185,7 @@ func newWebSocket(url string, protocols []any) (ws js.Value, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			if jerr, ok := r.(js.Error); ok {
-				err = fmt.Errorf("WebSocket %s: %s", url, jerr.Get("message").String())
+				err = errors.New("WebSocket " + url + ": " + jerr.Get("message").String())
 				return
 			}
 			panic(r)
@@ -201,7 +214,7 @@ func (c *wsConn) onMessage(_ js.Value, args []js.Value) any {
 	over := c.queued > maxQueued
 	c.mu.Unlock()
 	if over {
-		c.fail(fmt.Sprintf("more than %d MiB received and not read: the gateway ignores yamux windows", maxQueued>>20))
+		c.fail("more than " + strconv.Itoa(maxQueued>>20) + " MiB received and not read: the gateway ignores yamux windows")
 		return nil
 	}
 	select {
@@ -323,7 +336,7 @@ func (c *wsConn) Read(p []byte) (int, error) {
 		case <-c.ready:
 		case <-c.done:
 		case <-c.rdl.expired():
-			return 0, os.ErrDeadlineExceeded
+			return 0, errDeadline
 		}
 	}
 }
@@ -336,7 +349,7 @@ func (c *wsConn) Read(p []byte) (int, error) {
 func (c *wsConn) Write(p []byte) (int, error) {
 	select {
 	case <-c.wdl.expired():
-		return 0, os.ErrDeadlineExceeded
+		return 0, errDeadline
 	default:
 	}
 	c.mu.Lock()
@@ -446,19 +459,10 @@ func (c *wsConn) Close() error {
 		c.ws.Call("close", 1000)
 	}
 	if already {
-		return net.ErrClosed
+		return errClosed
 	}
 	return nil
 }
-
-// wsAddr is the WebSocket's URL, as an address.
-type wsAddr string
-
-func (a wsAddr) Network() string { return "websocket" }
-func (a wsAddr) String() string  { return string(a) }
-
-func (c *wsConn) LocalAddr() net.Addr  { return wsAddr("page") }
-func (c *wsConn) RemoteAddr() net.Addr { return wsAddr(c.url) }
 
 func (c *wsConn) SetDeadline(t time.Time) error {
 	c.rdl.set(t)
