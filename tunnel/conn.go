@@ -93,24 +93,12 @@ type Conn struct {
 	err           error // why the connection ended; set once
 }
 
-// readBufSize is the size of a Conn's read buffer. A frame header is read
-// by filling the buffer, so one read call takes the header and up to this
-// much of the payload with it: a yamux frame of a busy stream (tens of
-// KiB) costs one read rather than a 4 KiB fill and a second read for the
-// rest. Larger payloads are read straight into the caller's buffer.
-const readBufSize = 32 << 10
-
 func newConn(nc net.Conn, br *bufio.Reader, client bool, subprotocol string, readLimit int64) *Conn {
 	if readLimit <= 0 {
 		readLimit = DefaultReadLimit
 	}
-	switch {
-	case br == nil || br.Buffered() == 0 && br.Size() < readBufSize:
-		br = bufio.NewReaderSize(nc, readBufSize)
-	case br.Size() < readBufSize:
-		// The handshake's reader holds bytes that follow it: read them
-		// through it.
-		br = bufio.NewReaderSize(br, readBufSize)
+	if br == nil {
+		br = bufio.NewReaderSize(nc, 4096)
 	}
 	c := &Conn{
 		nc:          nc,
