@@ -3,6 +3,7 @@
 package tunnel
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -345,6 +346,9 @@ func (c *Conn) nextFrame() error {
 			return c.readErr(err)
 		}
 		c.wireIn.Add(int64(headerSize(h)) + h.length)
+		if h.length > int64(c.br.Size()) && c.br.Size() < bulkReadBuf && !h.opcode.isControl() {
+			c.growReadBuf()
+		}
 		if h.rsv2 || h.rsv3 {
 			return c.fail(StatusProtocolError, "reserved bits RSV2/RSV3 set; no extension uses them")
 		}
@@ -539,4 +543,23 @@ func (c *Conn) lockErr(err error) error {
 		}
 	}
 	return err
+}
+
+// bulkReadBuf is the size of the read buffer of a Conn that has carried a
+// data frame larger than its handshake's 4 KiB one. A frame header is read
+// by filling the buffer, so one read call then takes the header and up to
+// this much payload with it: a yamux frame of a busy stream (tens of KiB)
+// costs one read rather than a 4 KiB fill and a second read for the rest
+// (larger payloads are still read straight into the caller's buffer).
+// Idle tunnels, which never carry a large frame, keep the small buffer.
+const bulkReadBuf = 32 << 10
+
+// growReadBuf reads on through a bulkReadBuf buffer; the bytes the old
+// one holds are read through it first. Called with the read lock held.
+func (c *Conn) growReadBuf() {
+	if c.br.Buffered() == 0 {
+		c.br = bufio.NewReaderSize(c.nc, bulkReadBuf)
+		return
+	}
+	c.br = bufio.NewReaderSize(c.br, bulkReadBuf)
 }

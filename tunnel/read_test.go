@@ -3,6 +3,7 @@ package tunnel
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"strings"
@@ -197,5 +198,34 @@ func TestBoundaryLengths(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestReadBufferGrows: a Conn keeps its 4 KiB read buffer through small
+// frames and reads through a bulkReadBuf one from the first data frame
+// larger than it, with every byte in order across the switch (the small
+// frames sent with the large one sit in the old buffer when it happens).
+func TestReadBufferGrows(t *testing.T) {
+	t.Parallel()
+	c, peer := rawPeer(t, false, 0)
+	large := make([]byte, 100<<10)
+	rand.Read(large)
+	msgs := [][]byte{[]byte("small"), []byte("another"), large, []byte("after"), large[:5000]}
+	var wire []byte
+	for _, m := range msgs {
+		wire = append(wire, rawFrame(true, 0, OpBinary, true, m)...)
+	}
+	go func() { _, _ = peer.Write(wire) }()
+	for i, want := range msgs {
+		if i == 2 && c.br.Size() != 4096 {
+			t.Fatalf("read buffer of %d bytes before the first large frame, want 4096", c.br.Size())
+		}
+		typ, got, err := c.Read(context.Background())
+		if err != nil || typ != MessageBinary || !bytes.Equal(got, want) {
+			t.Fatalf("message %d: %v %v, %d bytes, equal %v", i, typ, err, len(got), bytes.Equal(got, want))
+		}
+	}
+	if c.br.Size() != bulkReadBuf {
+		t.Fatalf("read buffer of %d bytes after a large frame, want %d", c.br.Size(), bulkReadBuf)
 	}
 }
