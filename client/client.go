@@ -134,9 +134,9 @@ type NoTunnelError struct {
 
 func (e *NoTunnelError) Error() string {
 	if e.Last != nil {
-		return "client: waiting for the tunnel: " + e.Err.Error() + " (last error: " + e.Last.Error() + ")"
+		return "client: waiting for the tunnel: " + errText(e.Err) + " (last error: " + e.Last.Error() + ")"
 	}
-	return "client: waiting for the tunnel: " + e.Err.Error()
+	return "client: waiting for the tunnel: " + errText(e.Err)
 }
 func (e *NoTunnelError) Unwrap() error { return e.Err }
 

@@ -12,8 +12,8 @@ import (
 )
 
 // The yamux of the browser build: tunnel/ymux, which speaks the same wire
-// as hashicorp/yamux with none of fmt, log and net (a quarter of
-// client.wasm's compressed weight).
+// as hashicorp/yamux with none of fmt, log and net (which cost about a
+// fifth of client.wasm's compressed weight).
 type (
 	muxSession = ymux.Session
 	muxStream  = ymux.Stream
@@ -29,8 +29,8 @@ var (
 )
 
 // TunnelConn is the byte stream a tunnel runs on, what Options.Dialer
-// returns: what the browser build
-// needs of a net.Conn, without its addresses and so without package net.
+// returns: what the browser build needs of a net.Conn, without its
+// addresses and so without package net.
 type TunnelConn interface {
 	io.ReadWriteCloser
 	SetDeadline(t time.Time) error

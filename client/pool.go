@@ -43,7 +43,7 @@ type SessionLimitError struct {
 }
 
 func (e *SessionLimitError) Error() string {
-	return "client: the gateway refused another tunnel past " + strconv.Itoa(e.Tunnels) + " open (their streams are at its per-session limit): " + e.Err.Error()
+	return "client: the gateway refused another tunnel past " + strconv.Itoa(e.Tunnels) + " open (their streams are at its per-session limit): " + errText(e.Err)
 }
 func (e *SessionLimitError) Unwrap() error { return e.Err }
 

@@ -105,3 +105,11 @@ func parseLimits(v string) (streams int) {
 	}
 	return streams
 }
+
+// errText is err's message, and "<nil>" for nil, as fmt's %v writes it.
+func errText(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
