@@ -38,8 +38,8 @@ import (
 
 // MaxGzipSize and MaxBrotliSize are the most client.wasm.gz and
 // client.wasm.br may weigh: what a first visit downloads without brotli
-// and with it, issue 15's targets. With Go 1.26.8 they weigh 830,538 and
-// 620,867 bytes, since the browser build links no fmt, log, net or
+// and with it, issue 15's targets. With Go 1.26.8 they weigh about 830 KB and
+// 620 KB, since the browser build links no fmt, log, net or
 // hashicorp/yamux (tunnel/ymux speaks yamux's wire for it): those cost
 // about 190 KB of gzip. go run ./wasm/build -sizes shows where the bytes
 // go; the runtime and syscall/js alone are about 440 KB of brotli.
