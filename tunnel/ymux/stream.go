@@ -282,9 +282,11 @@ func (st *Stream) flags(f uint16) {
 	}
 	gone := st.reset || st.finSent
 	st.mu.Unlock()
-	signal(st.readable)
-	signal(st.writable)
 	if gone {
+		// Forgotten before the stream's readers wake, so that a reader
+		// that saw the end sees the stream gone from NumStreams too.
 		st.sess.remove(st.id)
 	}
+	signal(st.readable)
+	signal(st.writable)
 }

@@ -184,7 +184,7 @@ func TestClientWindowHoldsServer(t *testing.T) {
 	big := make([]byte, 1<<20)
 	rand.Read(big)
 	// A write deadline ends the server's blocked write: no readiness wait.
-	_ = sst.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+	_ = sst.SetWriteDeadline(time.Now().Add(time.Second))
 	n, err := sst.Write(big)
 	if !errors.Is(err, yamux.ErrTimeout) || n != tunnel.DefaultWindow {
 		t.Fatalf("server wrote %d (%v) to a client that does not read; want its window %d and a timeout", n, err, tunnel.DefaultWindow)
@@ -218,7 +218,7 @@ func TestServerWindowHoldsClient(t *testing.T) {
 		if _, err := cli.Ping(); err != nil { // answered after the grant
 			t.Fatal(err)
 		}
-		_ = cst.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		_ = cst.SetWriteDeadline(time.Now().Add(time.Second))
 		n, err := cst.Write(make([]byte, 4<<20))
 		if !errors.Is(err, ymux.ErrTimeout) || n != int(window)-1 {
 			t.Errorf("window %d: client wrote %d (%v) to a server that does not read; want %d and ErrTimeout", window, n, err, window-1)
