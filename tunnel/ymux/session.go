@@ -169,12 +169,17 @@ func (s *Session) remove(id uint32) {
 func (s *Session) writeFrame(h header, body []byte) error {
 	var b [headerSize]byte
 	h.put(b[:])
+	return s.write(b[:], body)
+}
+
+// write writes a frame's encoded header and its body, under wmu.
+func (s *Session) write(hdr, body []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.IsClosed() {
 		return ErrSessionShutdown
 	}
-	_, err := s.conn.Write(b[:])
+	_, err := s.conn.Write(hdr)
 	if err == nil && len(body) > 0 {
 		_, err = s.conn.Write(body)
 	}
@@ -202,11 +207,7 @@ func (s *Session) ctrlLoop() {
 	for {
 		select {
 		case b := <-s.ctrl:
-			s.wmu.Lock()
-			_, err := s.conn.Write(b[:])
-			s.wmu.Unlock()
-			if err != nil {
-				s.shutdown(err)
+			if s.write(b[:], nil) != nil {
 				return
 			}
 		case <-s.done:

@@ -166,12 +166,8 @@ func (st *Stream) Close() error {
 
 // SetDeadline sets both deadlines.
 func (st *Stream) SetDeadline(t time.Time) error {
-	st.mu.Lock()
-	st.readDL, st.writeDL = t, t
-	st.mu.Unlock()
-	signal(st.readable)
-	signal(st.writable)
-	return nil
+	_ = st.SetReadDeadline(t)
+	return st.SetWriteDeadline(t)
 }
 
 // SetReadDeadline sets the time after which a waiting Read fails with
