@@ -15,7 +15,8 @@ import (
 // answered with status 5), on extra links: more tunnels to the same URL,
 // dialed one at a time as Dials need them and closed again once they have
 // been idle for extraIdle. Extra links are not redialed when they die: the
-// current link is the one the Session keeps up.
+// current link is the one the Session keeps up. While it is down, new
+// streams go to an extra link that is still up and has room.
 
 // extraIdle is how long an extra link may stay without streams before it
 // is closed.
@@ -74,10 +75,15 @@ func (s *Session) Stats() Stats {
 
 // pick returns a link with room for one more stream, its use counted,
 // waiting for a reconnection up to ctx and dialing an extra link when
-// every link is full. When no extra link can be had, it returns the
-// current link anyway, so that the gateway's answer (status 5) says why.
+// every link is full. While the current link is down, an extra link that
+// is still up and has room takes the stream rather than have it wait for
+// the reconnection. When no extra link can be had, it returns the current
+// link anyway, so that the gateway's answer (status 5) says why.
 func (s *Session) pick(ctx context.Context) (*link, error) {
 	for {
+		if l := s.extraWhileDown(); l != nil {
+			return l, nil
+		}
 		cur, err := s.current(ctx)
 		if err != nil {
 			return nil, err
@@ -160,6 +166,22 @@ func (s *Session) pick(ctx context.Context) (*link, error) {
 			s.opts.OnLimit(&SessionLimitError{Tunnels: n, Err: err})
 		}
 	}
+}
+
+// extraWhileDown returns an extra link with room, its use counted, when
+// the current link is gone or unusable; nil otherwise.
+func (s *Session) extraWhileDown() *link {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.failed != nil || s.cur != nil && s.cur.usable() {
+		return nil
+	}
+	for _, l := range s.extra {
+		if l.usable() && l.tryAcquire() {
+			return l
+		}
+	}
+	return nil
 }
 
 // watchExtra closes an extra link once it has been idle for extraIdle,

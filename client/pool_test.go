@@ -33,6 +33,14 @@ func waitStats(t *testing.T, s *client.Session, what string, ok func(client.Stat
 	}
 }
 
+// startLimitedEcho starts a gateway with the builtin echo service and the
+// given [limits] lines, and returns its tunnel URL.
+func startLimitedEcho(t *testing.T, limits string) string {
+	t.Helper()
+	url, _ := startGateway(t, "[limits]\n"+limits+"\n\n[services.echo]\nbackend = \"builtin:echo\"\npublic = true\n")
+	return url
+}
+
 // TestForwardPastStreamLimit: 300 concurrent connections through one
 // Forward to a gateway that allows 256 streams per session all echo
 // intact, on a second tunnel the Session opens for them; once they are
@@ -40,15 +48,7 @@ func waitStats(t *testing.T, s *client.Session, what string, ok func(client.Stat
 func TestForwardPastStreamLimit(t *testing.T) {
 	t.Parallel()
 	const n = 300
-	url, _ := startGateway(t, `
-[limits]
-max_streams_per_session = 256
-handshakes_per_second_per_ip = 1000
-
-[services.echo]
-backend = "builtin:echo"
-public = true
-`)
+	url := startLimitedEcho(t, "max_streams_per_session = 256\nhandshakes_per_second_per_ip = 1000")
 	limited := make(chan *client.SessionLimitError, 1)
 	s, err := client.Connect(context.Background(), url, &client.Options{OnLimit: func(e *client.SessionLimitError) { limited <- e }})
 	if err != nil {
@@ -123,15 +123,7 @@ public = true
 // OnLimit is told once, with the count.
 func TestSessionLimitReportedOnce(t *testing.T) {
 	t.Parallel()
-	url, _ := startGateway(t, `
-[limits]
-max_streams_per_session = 2
-max_sessions_per_ip = 1
-
-[services.echo]
-backend = "builtin:echo"
-public = true
-`)
+	url := startLimitedEcho(t, "max_streams_per_session = 2\nmax_sessions_per_ip = 1")
 	var mu sync.Mutex
 	var reports []*client.SessionLimitError
 	s, err := client.Connect(context.Background(), url, &client.Options{OnLimit: func(e *client.SessionLimitError) {
@@ -208,5 +200,99 @@ func TestBusyBacksOff(t *testing.T) {
 	b := make([]byte, 1)
 	if _, err := io.ReadFull(c, b); err != nil || !bytes.Equal(b, []byte("x")) {
 		t.Errorf("echo after busy: %q, %v", b, err)
+	}
+}
+
+// TestExtraTunnelServesWhileReconnecting: when the current tunnel dies
+// and its reconnection has not come back, a Dial opens its stream on an
+// extra tunnel that is still up and has room, rather than wait for the
+// reconnection.
+func TestExtraTunnelServesWhileReconnecting(t *testing.T) {
+	t.Parallel()
+	url := startLimitedEcho(t, "max_streams_per_session = 2\nhandshakes_per_second_per_ip = 1000")
+	var mu sync.Mutex
+	var tunnels []*tunnel.Conn
+	hold := make(chan struct{}) // the third tunnel, the reconnection, waits for it
+	defer close(hold)
+	s, err := client.Connect(context.Background(), url, &client.Options{
+		MinBackoff: time.Millisecond,
+		Dialer: func(ctx context.Context, u string) (net.Conn, error) {
+			mu.Lock()
+			n := len(tunnels)
+			mu.Unlock()
+			if n >= 2 {
+				select {
+				case <-hold:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			c, _, err := tunnel.Dial(ctx, u, &tunnel.DialOptions{Subprotocols: []string{tunnel.Subprotocol}})
+			if err != nil {
+				return nil, err
+			}
+			mu.Lock()
+			tunnels = append(tunnels, c)
+			mu.Unlock()
+			return c.StreamConn(), nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	echo := func(c net.Conn, msg string) error {
+		if _, err := io.WriteString(c, msg); err != nil {
+			return err
+		}
+		b := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, b); err != nil {
+			return err
+		}
+		if string(b) != msg {
+			return errors.New("echoed " + string(b))
+		}
+		return nil
+	}
+	// Two streams fill the first tunnel; the third is refused there
+	// (status 5) and opens an extra tunnel.
+	var held []net.Conn
+	for i := 0; i < 3; i++ {
+		c, err := s.Dial(ctx, "echo")
+		if err != nil {
+			t.Fatalf("Dial %d: %v", i, err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	if st := s.Stats(); st.Tunnels != 2 || st.Streams != 3 {
+		t.Fatalf("stats %+v, want 2 tunnels and 3 streams", st)
+	}
+	mu.Lock()
+	first := tunnels[0]
+	mu.Unlock()
+	first.CloseNow() // the current tunnel dies; its reconnection waits on hold
+	waitStats(t, s, "the first tunnel's streams end", func(st client.Stats) bool { return st.Streams == 1 })
+
+	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+	defer cancelShort()
+	c, err := s.Dial(short, "echo")
+	if err != nil {
+		t.Fatalf("Dial while the current tunnel reconnects: %v, want the extra tunnel's room", err)
+	}
+	defer c.Close()
+	if err := echo(c, "through the extra tunnel"); err != nil {
+		t.Fatal(err)
+	}
+	if err := echo(held[2], "the extra tunnel's first stream"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	n := len(tunnels)
+	mu.Unlock()
+	if n != 2 {
+		t.Errorf("%d tunnels dialed, want 2: the reconnection was held", n)
 	}
 }
