@@ -97,6 +97,7 @@ func main() {
 	payload := flag.String("payload", "random", "bulk payload: random (incompressible) or text (compressible)")
 	profileDir := flag.String("profile", "", "run the Ferry setups in-process and write CPU profiles of the gateway and forward to `DIR`")
 	mutex := flag.Bool("mutex", false, "with -profile: also mutex and block profiles")
+	perfDir := flag.String("perf", "", "record each tunnel process (the ferry binaries, relays, chisel) with perf record -e cpu-clock -g over each window, to `DIR`/SETUP-TEST-ROLE.perf (the last round's); perf's own CPU then counts in the figures")
 	altFlag := flag.String("alt", "", "comma-separated `NAME=PATH`: extra setups NAME, each like ferry but with the ferry binary at PATH (say, a patched build), to compare in the same run")
 	altNoComp := flag.Bool("alt-nocomp", false, "run the -alt setups with compression disabled, like ferry-nocomp")
 	flag.Parse()
@@ -158,6 +159,12 @@ func main() {
 		fatal(err)
 	}
 	e := &env{self: self, ferry: *ferryBin, chisel: *chiselBin, dir: dir, payload: *payload, mutex: *mutex, alts: alts, altComp: !*altNoComp}
+	if *perfDir != "" {
+		if err := os.MkdirAll(*perfDir, 0o755); err != nil {
+			fatal(err)
+		}
+		e.perfDir = *perfDir
+	}
 	if *profileDir != "" {
 		if err := os.MkdirAll(*profileDir, 0o755); err != nil {
 			fatal(err)
@@ -334,7 +341,15 @@ func measure(e *env, s *setup, p *pool, test string, dur, rtDur, warmup time.Dur
 	}
 	var s0 snapshot
 	var serr error
-	mark := func() { s0, serr = sample() }
+	var pr *perfRecord
+	mark := func() {
+		if e.perfDir != "" {
+			if pr, serr = startPerf(e.perfDir, s.name, test, pids); serr != nil {
+				return
+			}
+		}
+		s0, serr = sample()
+	}
 	kind, n, _ := parseTest(test)
 	var m measurement
 	var err error
@@ -348,10 +363,12 @@ func measure(e *env, s *setup, p *pool, test string, dur, rtDur, warmup time.Dur
 	case "rt":
 		m, err = roundTrips(s.addr, small, warmup, rtDur, mark)
 	}
+	s1, serr1 := sample()
+	pr.stop()
 	if err != nil {
 		return result{}, err
 	}
-	s1, err := sample()
+	err = serr1
 	if err == nil {
 		err = serr
 	}

@@ -74,6 +74,7 @@ type env struct {
 	dir                 string // temporary folder for configs, logs, profiles
 	profileDir          string // "": run ferry serve and ferry forward; else in-process roles writing CPU profiles here
 	mutex               bool   // with profileDir: mutex and block profiles too
+	perfDir             string // -perf: perf record files of each window go here
 	backend             *proc
 	backendAddr         string
 	payload             string
