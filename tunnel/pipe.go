@@ -26,8 +26,14 @@ type CopyGrant interface {
 
 // copyAdaptive copies src to dst until EOF, switching between a small
 // buffer and a pooled large one as the traffic asks (and as grant, when
-// not nil, allows); it holds the large one only while reads keep coming
-// back full, never while blocked idle after a burst.
+// not nil, allows). It takes the large one when a read fills the small
+// one, and gives it back as soon as a read leaves it partly empty: the
+// source had no more for now, and the next read, which may wait for as
+// long as the stream stays idle, goes to the small buffer. So a stream
+// that carried a burst never sits idle holding 256 KiB (it did when the
+// burst's last read was 8 KiB or more: scripts/bench-tunnel -tests idle,
+// "used, 5 s on", 704 KiB of heap per stream); in bulk, the read after
+// each partial one is 8 KiB, and a full one takes the large buffer back.
 func copyAdaptive(dst io.Writer, src io.Reader, grant CopyGrant) (int64, error) {
 	small := make([]byte, smallCopy)
 	buf := small
@@ -63,7 +69,7 @@ func copyAdaptive(dst io.Writer, src io.Reader, grant CopyGrant) (int64, error) 
 		case large == nil && n == len(buf) && (grant == nil || grant.TryAcquire()):
 			large = largeCopyPool.Get().(*[]byte)
 			buf = *large
-		case large != nil && n < smallCopy:
+		case large != nil && n < len(buf):
 			giveBack()
 			buf = small
 		}
@@ -78,9 +84,10 @@ type halfCloser interface {
 // Pipe copies bytes both ways between a and b until both directions end,
 // passing each end of file on as a half-close, and returns the first error
 // that was not a normal end. Each direction reads into 8 KiB, and into a
-// pooled 256 KiB buffer while a read fills the small one (a bulk
-// transfer), so idle streams stay small and busy ones make few, large
-// writes (scripts/bench-tunnel shows the CPU per MB).
+// pooled 256 KiB buffer from a read that fills the small one (a bulk
+// transfer) until one leaves the large one partly empty, so idle streams
+// stay small, streams that went idle after a burst too, and busy ones
+// make few, large writes (scripts/bench-tunnel shows the CPU per MB).
 func Pipe(a, b net.Conn) error { return PipeLimited(a, b, nil) }
 
 // PipeLimited is Pipe with the bulk buffers of both directions taken
