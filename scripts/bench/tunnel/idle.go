@@ -65,6 +65,17 @@ func idle(e *env, n int) (idleResult, error) {
 		return r, err
 	}
 	defer wc.Close()
+	// One echo, so that the backend counts the warm stream's connection
+	// before the baseline is read: it counts in the goroutine that serves
+	// it, which may start after Dial has returned.
+	wc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := wc.Write([]byte{modeEcho, 'x'}); err != nil {
+		return r, err
+	}
+	if _, err := io.ReadFull(wc, make([]byte, 1)); err != nil {
+		return r, fmt.Errorf("warm-up echo: %w", err)
+	}
+	wc.SetDeadline(time.Time{})
 
 	back0, err := e.backend.ask("stats")
 	if err != nil {
