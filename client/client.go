@@ -404,6 +404,7 @@ func (s *Session) Dial(ctx context.Context, service string) (*Conn, error) {
 		c, err := openStream(ctx, st, service, req, func() { l.fins.forget(id); l.release() }, &s.bytes)
 		if c != nil {
 			c.finSeen = func() bool { return l.fins.seen(id) }
+			c.reset = l.resetter(st)
 		}
 		if err == nil {
 			l.noteOpened()

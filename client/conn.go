@@ -23,6 +23,7 @@ type Conn struct {
 	service string
 	end     func()      // told once when the stream has ended
 	finSeen func() bool // whether the gateway's FIN came (nil: unknown)
+	reset   func()      // resets the stream on both sides (nil: the tunnel cannot)
 	bytes   *counters   // the Session's payload counts
 
 	mu      sync.Mutex
@@ -121,10 +122,14 @@ func (c *Conn) CloseWrite() error {
 }
 
 // Close closes the stream both ways and makes Reads in progress return.
-// yamux has no reset, so Close sends FIN and then reads and drops what
-// the backend still sends, for up to 5 seconds in the background, so that
-// the gateway is not left blocked on a full window; the gateway ends the
-// backend connection when it sees FIN and the backend stops
+// It sends FIN, so that what was written reaches the backend, and then
+// reads and drops what the backend still sends, for up to closeDrain in
+// the background, so that the gateway is not left blocked on a full
+// window; the gateway ends the backend connection when it sees FIN and
+// the backend stops. A backend that is still sending after closeDrain (a
+// download given up on) would keep the gateway and itself blocked on the
+// stream for as long as the tunnel lives: the stream is then reset on
+// both sides (yamux's RST), which ends the backend connection
 // (docs/PROTOCOL.md, "Closing a stream").
 func (c *Conn) Close() error {
 	c.mu.Lock()
@@ -144,8 +149,10 @@ func (c *Conn) Close() error {
 		readEOF := c.readEOF
 		c.mu.Unlock()
 		if !readEOF {
-			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			_, _ = io.Copy(io.Discard, c.Stream.Stream)
+			_ = c.SetReadDeadline(time.Now().Add(closeDrain))
+			if _, err := io.Copy(io.Discard, c.Stream.Stream); err != nil && c.reset != nil {
+				c.reset()
+			}
 		}
 		c.mu.Lock()
 		c.finish()
@@ -153,6 +160,10 @@ func (c *Conn) Close() error {
 	}()
 	return err
 }
+
+// closeDrain is how long a closed Conn reads and drops what the backend
+// still sends before it resets the stream.
+var closeDrain = 5 * time.Second
 
 // Service returns the service this stream reaches.
 func (c *Conn) Service() string { return c.service }

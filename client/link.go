@@ -148,6 +148,27 @@ func (l *link) usable() bool {
 	return !l.mux.IsClosed() && !l.goingAway()
 }
 
+// streamResetter is a tunnel byte stream that can reset one yamux stream
+// on both sides (tunnel.MuxConn, what the native dialer returns).
+type streamResetter interface {
+	ResetStream(id uint32) error
+}
+
+// resetter returns a function that resets st on both sides: by the
+// stream's own Reset (tunnel/ymux, the browser build's), else through
+// the link's byte stream (hashicorp/yamux has no reset; tunnel.MuxConn
+// sends one for it), else nil (a custom Dialer's byte stream).
+func (l *link) resetter(st *muxStream) func() {
+	if r, ok := any(st).(interface{ Reset() error }); ok {
+		return func() { _ = r.Reset() }
+	}
+	if r, ok := l.nc.(streamResetter); ok {
+		id := st.StreamID()
+		return func() { _ = r.ResetStream(id) }
+	}
+	return nil
+}
+
 // close ends the tunnel with a normal closure, then the yamux session.
 func (l *link) close() {
 	endTunnel(l.nc, uint16(tunnel.StatusNormalClosure), "")

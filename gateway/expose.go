@@ -306,6 +306,10 @@ func (c *exposedConn) abort() {
 	c.done()
 }
 
+// Abort is abort for tunnel.Pipe, which calls it instead of Close when a
+// copy failed (the dialer's tunnel died or the dialer reset the stream).
+func (c *exposedConn) Abort() { c.abort() }
+
 // RemoteAddr names the exposer.
 func (c *exposedConn) RemoteAddr() net.Addr { return exposerAddr(c.ex.id) }
 

@@ -76,6 +76,23 @@ func copyAdaptive(dst io.Writer, src io.Reader, grant CopyGrant) (int64, error) 
 	}
 }
 
+// Aborter is a connection that can be ended with a reset, which tells
+// its peer the stream was cut off rather than ended (a yamux stream
+// toward an exposer, whose local connection must not take a cut-off
+// transfer for a whole one).
+type Aborter interface {
+	Abort()
+}
+
+// abortOrClose aborts c when it is an Aborter and closes it otherwise.
+func abortOrClose(c net.Conn) {
+	if a, ok := c.(Aborter); ok {
+		a.Abort()
+		return
+	}
+	_ = c.Close()
+}
+
 // halfCloser is a connection whose sending half can be closed alone.
 type halfCloser interface {
 	CloseWrite() error
@@ -98,17 +115,21 @@ func PipeLimited(a, b net.Conn, grant CopyGrant) error {
 		_, err := copyAdaptive(dst, src, grant)
 		if hc, ok := dst.(halfCloser); ok && err == nil {
 			_ = hc.CloseWrite()
-		} else {
-			// No half-close, or the copy failed: end both directions. A
-			// failed copy resets a TCP peer, so it cannot take the
-			// bytes it got for a complete message.
-			if err != nil {
-				if tc, ok := dst.(*net.TCPConn); ok {
-					_ = tc.SetLinger(0)
-				}
-			}
+		} else if err == nil {
+			// No half-close: end both directions.
 			_ = dst.Close()
 			_ = src.Close()
+		} else {
+			// The copy failed: end both directions. dst is reset (a TCP
+			// peer with SO_LINGER 0, an Aborter by Abort), so it cannot
+			// take the bytes it got for a complete message; src too when
+			// it is an Aborter, since what it still sends has nowhere to
+			// go (a TCP peer's unread bytes make its close a reset).
+			if tc, ok := dst.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			abortOrClose(dst)
+			abortOrClose(src)
 		}
 		errc <- err
 	}

@@ -37,3 +37,32 @@ func TCPPair(t testing.TB) (net.Conn, net.Conn) {
 	t.Cleanup(func() { a.Close(); r.c.Close() })
 	return a, r.c
 }
+
+// Firehose starts a TCP server on 127.0.0.1 that sends to its first
+// connection until a write fails, and returns its address and a channel
+// that gets that failure (or the accept's). It stops when the test ends.
+func Firehose(t testing.TB) (string, <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ended := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			ended <- err
+			return
+		}
+		defer c.Close()
+		chunk := make([]byte, 64<<10)
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	return ln.Addr().String(), ended
+}

@@ -164,6 +164,26 @@ func (st *Stream) Close() error {
 	return err
 }
 
+// Reset ends the stream at once, both ways: it sends RST and forgets the
+// stream, dropping what was received and not read; Read and Write then
+// fail with ErrConnectionReset. The peer's side fails the same way (and a
+// gateway resets the backend connection). A stream already ended both
+// ways is left alone.
+func (st *Stream) Reset() error {
+	st.mu.Lock()
+	if st.reset || st.finSent && st.finRecv {
+		st.mu.Unlock()
+		return nil
+	}
+	st.reset = true
+	st.buf, st.r = nil, 0
+	st.mu.Unlock()
+	st.sess.remove(st.id)
+	signal(st.readable)
+	signal(st.writable)
+	return st.sess.writeFrame(header{typ: typeWindowUpdate, flags: flagRST, stream: st.id}, nil)
+}
+
 // SetDeadline sets both deadlines.
 func (st *Stream) SetDeadline(t time.Time) error {
 	_ = st.SetReadDeadline(t)

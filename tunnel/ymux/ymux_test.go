@@ -478,3 +478,39 @@ func TestProtocolErrors(t *testing.T) {
 		})
 	}
 }
+
+// Reset ends a stream on both sides: the server's reads and writes fail
+// with yamux's reset error, the client's with ErrConnectionReset, and the
+// stream is gone from both sessions; the session lives on.
+func TestReset(t *testing.T) {
+	cli, srv := pair(t, tunnel.DefaultWindow)
+	cst, sst := accepted(t, cli, srv)
+	if _, err := sst.Write(make([]byte, 1000)); err != nil { // unread by the client: dropped
+		t.Fatal(err)
+	}
+	if _, err := cli.Ping(); err != nil { // the 1000 bytes have arrived
+		t.Fatal(err)
+	}
+	if err := cst.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := cst.Read(make([]byte, 10)); n != 0 || !errors.Is(err, ymux.ErrConnectionReset) {
+		t.Errorf("client Read after Reset: %d, %v", n, err)
+	}
+	if _, err := cst.Write([]byte("y")); !errors.Is(err, ymux.ErrConnectionReset) {
+		t.Errorf("client Write after Reset: %v", err)
+	}
+	if n := cli.NumStreams(); n != 0 {
+		t.Errorf("client NumStreams = %d after Reset", n)
+	}
+	one := make([]byte, 2)
+	if _, err := io.ReadFull(sst, one); !errors.Is(err, yamux.ErrConnectionReset) {
+		t.Errorf("server Read after the client's Reset: %v", err)
+	}
+	if err := cst.Reset(); err != nil {
+		t.Errorf("second Reset: %v", err)
+	}
+	if _, err := cli.Ping(); err != nil || cli.IsClosed() {
+		t.Errorf("the session after a Reset: %v", err)
+	}
+}

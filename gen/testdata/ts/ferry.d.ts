@@ -118,7 +118,12 @@ export interface FerrySocket {
   /** Resolved: gateway.dial resolves only once the service is connected. */
   readonly opened: Promise<SocketInfo>;
   readonly closed: Promise<void>;
-  /** Closes both directions; returns `closed`. */
+  /**
+   * Closes both directions; returns `closed`. What was written still
+   * reaches the service; what it still sends is dropped, and if it is
+   * still sending 5 s later the stream is reset, which ends the gateway's
+   * connection to it (docs/PROTOCOL.md §4).
+   */
   close(): Promise<void>;
 }
 

@@ -1,0 +1,126 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/ferrygw/ferry/client"
+	"github.com/ferrygw/ferry/internal/testnet"
+)
+
+// TestCloseEndsFirehose: a client that closes a stream whose backend is
+// still sending (a download it gave up on) ends the backend's connection
+// once its drain is over, rather than leaving the gateway (and the
+// exposer) and the backend blocked on the stream's full window for as
+// long as the tunnel lives; for a configured backend and for an exposed
+// one.
+func TestCloseEndsFirehose(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		start func(t *testing.T, addr string) (url, service, token string)
+	}{
+		{"configured", func(t *testing.T, addr string) (string, string, string) {
+			g := startGateway(t, baseConfig(fmt.Sprintf("[services.firehose]\nbackend = %q\npublic = true\n", addr)))
+			return g.url, "firehose", ""
+		}},
+		{"exposed", func(t *testing.T, addr string) (string, string, string) {
+			g := startGateway(t, exposeConfig(""))
+			expose(t, g.url, addr, "firehose")
+			return g.url, "laptop", "user-token"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			addr, ended := testnet.Firehose(t)
+			url, service, token := tt.start(t, addr)
+			s := connect(t, url, &client.Options{Token: token})
+			c, err := s.Dial(context.Background(), service)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, make([]byte, 1<<20)); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			c.Close()
+			select {
+			case err := <-ended:
+				t.Logf("the backend's connection ended %v after the client's Close: %v", time.Since(start), err)
+			case <-time.After(8 * time.Second):
+				t.Fatal("the backend still sends 8 s after the client closed the stream (its drain lasts 5 s)")
+			}
+		})
+	}
+}
+
+// TestExposedCutOffUpload: when a dialer's tunnel dies in the middle of
+// an upload to an exposed service, the exposer's local connection is
+// reset, never ended with a clean end of file, so the local service does
+// not take the cut-off upload for a whole one (as a configured TCP
+// backend is reset).
+func TestExposedCutOffUpload(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type end struct {
+		n   int64
+		err error
+	}
+	ended := make(chan end, 1)
+	got := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			ended <- end{err: err}
+			return
+		}
+		defer c.Close()
+		n, err := io.CopyN(io.Discard, c, 1<<20)
+		close(got)
+		if err == nil {
+			var m int64
+			m, err = io.Copy(io.Discard, c)
+			n += m
+		}
+		ended <- end{n, err}
+	}()
+	g := startGateway(t, exposeConfig(""))
+	expose(t, g.url, ln.Addr().String(), "upload")
+	s, err := client.Connect(context.Background(), g.url, &client.Options{Token: "user-token", MinBackoff: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := s.Dial(context.Background(), "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	go func() {
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	<-got
+	s.Close() // the dialer's tunnel ends mid-upload
+	select {
+	case e := <-ended:
+		if e.err == nil {
+			t.Fatalf("the local service read a clean end of file after %d bytes of a cut-off upload", e.n)
+		}
+		t.Logf("the local service's read ended after %d bytes: %v", e.n, e.err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the local connection still open 10 s after the dialer's tunnel ended")
+	}
+}
