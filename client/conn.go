@@ -132,33 +132,66 @@ func (c *Conn) CloseWrite() error {
 // both sides (yamux's RST), which ends the backend connection
 // (docs/PROTOCOL.md, "Closing a stream").
 func (c *Conn) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !c.markClosed() {
 		return nil
 	}
-	c.closed = true
-	c.mu.Unlock()
 	err := c.Stream.CloseWrite()
 	_ = c.SetReadDeadline(time.Unix(1, 0)) // wakes Reads in progress
-	go func() {
-		c.mu.Lock()
-		for c.readers > 0 {
-			c.idle.Wait()
-		}
-		readEOF := c.readEOF
-		c.mu.Unlock()
-		if !readEOF {
-			_ = c.SetReadDeadline(time.Now().Add(closeDrain))
-			if _, err := io.Copy(io.Discard, c.Stream.Stream); err != nil && c.reset != nil {
-				c.reset()
-			}
-		}
-		c.mu.Lock()
-		c.finish()
-		c.mu.Unlock()
-	}()
+	go c.endAfterReaders(true)
 	return err
+}
+
+// Abort ends the stream at once, both ways, with a reset when the tunnel
+// can send one (else it is Close): the gateway resets the backend
+// connection, what the backend still sends is dropped, and what was
+// written and has not reached the backend yet may be lost, as with a TCP
+// reset. tunnel.Pipe calls it when a copy failed: ferry forward, when
+// the local connection was reset, ends the backend's at once instead of
+// draining it.
+func (c *Conn) Abort() {
+	if c.reset == nil {
+		_ = c.Close()
+		return
+	}
+	if !c.markClosed() {
+		return
+	}
+	c.reset()
+	_ = c.SetReadDeadline(time.Unix(1, 0)) // wakes Reads in progress
+	go c.endAfterReaders(false)
+}
+
+// markClosed marks c closed and reports whether it was open.
+func (c *Conn) markClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.closed = true
+	return true
+}
+
+// endAfterReaders ends the stream once the Reads in progress have
+// returned, after draining what the backend still sends (for up to
+// closeDrain, then resetting the stream) when drain is set and the end of
+// file was not read.
+func (c *Conn) endAfterReaders(drain bool) {
+	c.mu.Lock()
+	for c.readers > 0 {
+		c.idle.Wait()
+	}
+	readEOF := c.readEOF
+	c.mu.Unlock()
+	if drain && !readEOF {
+		_ = c.SetReadDeadline(time.Now().Add(closeDrain))
+		if _, err := io.Copy(io.Discard, c.Stream.Stream); err != nil && c.reset != nil {
+			c.reset()
+		}
+	}
+	c.mu.Lock()
+	c.finish()
+	c.mu.Unlock()
 }
 
 // closeDrain is how long a closed Conn reads and drops what the backend

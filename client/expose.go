@@ -272,7 +272,7 @@ func (l *Listener) serve(mux *yamux.Session, nc net.Conn, first bool, tunnels *s
 			streams.Add(1)
 			go func() {
 				defer streams.Done()
-				l.handle(st)
+				l.handle(st, nc)
 			}()
 		}
 	}()
@@ -311,7 +311,7 @@ func (l *Listener) serve(mux *yamux.Session, nc net.Conn, first bool, tunnels *s
 
 // handle reads the gateway's open request on st and passes the stream to
 // Accept, or refuses a name other than the exposed service.
-func (l *Listener) handle(st *yamux.Stream) {
+func (l *Listener) handle(st *yamux.Stream, nc net.Conn) {
 	_ = st.SetReadDeadline(time.Now().Add(30 * time.Second))
 	name, err := tunnel.ReadOpenRequest(st)
 	_ = st.SetReadDeadline(time.Time{})
@@ -320,6 +320,10 @@ func (l *Listener) handle(st *yamux.Stream) {
 		return
 	}
 	c := &ExposedConn{st: st, service: name}
+	if r, ok := nc.(streamResetter); ok {
+		id := st.StreamID()
+		c.reset = func() { _ = r.ResetStream(id) }
+	}
 	if name != l.service {
 		_ = c.Refuse(tunnel.OpenUnknownService, fmt.Sprintf("this exposer exposes only %s", l.service))
 		return
@@ -337,6 +341,7 @@ func (l *Listener) handle(st *yamux.Stream) {
 type ExposedConn struct {
 	st       *yamux.Stream
 	service  string
+	reset    func() // resets the stream on both sides (nil: the tunnel cannot)
 	once     sync.Once
 	answered error
 }
@@ -391,6 +396,20 @@ func (c *ExposedConn) Close() error {
 	err := c.st.Close()
 	_ = c.st.SetReadDeadline(time.Now())
 	return err
+}
+
+// Abort ends the stream at once, both ways, with a reset when the tunnel
+// can send one (else it is Close): the dialer reads an error, never a
+// clean end of file. tunnel.Pipe calls it when a copy failed, as when the
+// local service reset its connection in the middle of a transfer.
+func (c *ExposedConn) Abort() {
+	if c.reset == nil {
+		_ = c.Close()
+		return
+	}
+	_ = c.Confirm()
+	c.reset()
+	_ = c.st.SetReadDeadline(time.Now())
 }
 
 // Service is the exposed service the stream is for.

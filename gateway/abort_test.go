@@ -124,3 +124,74 @@ func TestExposedCutOffUpload(t *testing.T) {
 		t.Fatal("the local connection still open 10 s after the dialer's tunnel ended")
 	}
 }
+
+// TestForwardResetEndsFirehose: when the local connection of a forward
+// is reset while its backend sends, the backend's connection is reset at
+// once, with no drain.
+func TestForwardResetEndsFirehose(t *testing.T) {
+	t.Parallel()
+	addr, ended := testnet.Firehose(t)
+	g := startGateway(t, baseConfig(fmt.Sprintf("[services.firehose]\nbackend = %q\npublic = true\n", addr)))
+	s := connect(t, g.url, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	fwd := make(chan error, 1)
+	go func() { fwd <- s.Forward(ctx, ln, "firehose", func(error) {}) }()
+	defer func() {
+		cancel()
+		<-fwd
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = c.(*net.TCPConn).SetLinger(0)
+	c.Close() // a reset, with bytes unread
+	select {
+	case err := <-ended:
+		t.Logf("the backend's connection ended %v after the local reset: %v", time.Since(start), err)
+	case <-time.After(3 * time.Second):
+		t.Fatal("the backend still sends 3 s after the forward's local connection was reset (a close's drain lasts 5 s)")
+	}
+}
+
+// TestExposedLocalReset: when the exposer's local service resets its
+// connection in the middle of a download, the dialer reads what arrived
+// and then an error, never a clean end of file.
+func TestExposedLocalReset(t *testing.T) {
+	t.Parallel()
+	addr := testnet.ServeOnce(t, func(c net.Conn) {
+		// The dialer's byte: the stream is connected end to end.
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			c.Close()
+			return
+		}
+		_, _ = c.Write(make([]byte, 1<<20))
+		_ = c.(*net.TCPConn).SetLinger(0)
+		_ = c.Close()
+	})
+	g := startGateway(t, exposeConfig(""))
+	expose(t, g.url, addr, "reset")
+	s := connect(t, g.url, &client.Options{Token: "user-token"})
+	c, err := s.Dial(context.Background(), "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("g")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := io.Copy(io.Discard, c)
+	if err == nil {
+		t.Fatalf("the dialer read a clean end of file after %d bytes of a download the local service reset", n)
+	}
+	t.Logf("the dialer read %d bytes, then: %v", n, err)
+}

@@ -38,23 +38,33 @@ func TCPPair(t testing.TB) (net.Conn, net.Conn) {
 	return a, r.c
 }
 
-// Firehose starts a TCP server on 127.0.0.1 that sends to its first
-// connection until a write fails, and returns its address and a channel
-// that gets that failure (or the accept's). It stops when the test ends.
-func Firehose(t testing.TB) (string, <-chan error) {
+// ServeOnce starts a TCP server on 127.0.0.1 that runs handle on its
+// first connection, and returns its address; the listener is closed when
+// the test ends, and handle must close the connection.
+func ServeOnce(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	ended := make(chan error, 1)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
-			ended <- err
 			return
 		}
+		handle(c)
+	}()
+	return ln.Addr().String()
+}
+
+// Firehose starts a TCP server on 127.0.0.1 that sends to its first
+// connection until a write fails, and returns its address and a channel
+// that gets that failure. It stops when the test ends.
+func Firehose(t testing.TB) (string, <-chan error) {
+	t.Helper()
+	ended := make(chan error, 1)
+	addr := ServeOnce(t, func(c net.Conn) {
 		defer c.Close()
 		chunk := make([]byte, 64<<10)
 		for {
@@ -63,6 +73,6 @@ func Firehose(t testing.TB) (string, <-chan error) {
 				return
 			}
 		}
-	}()
-	return ln.Addr().String(), ended
+	})
+	return addr, ended
 }
