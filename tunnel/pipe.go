@@ -77,9 +77,10 @@ func copyAdaptive(dst io.Writer, src io.Reader, grant CopyGrant) (int64, error) 
 }
 
 // Aborter is a connection that can be ended with a reset, which tells
-// its peer the stream was cut off rather than ended (a yamux stream
-// toward an exposer, whose local connection must not take a cut-off
-// transfer for a whole one).
+// its peer the stream was cut off rather than ended: a client's stream
+// (client.Conn, an exposer's client.ExposedConn) or the gateway's stream
+// toward an exposer, whose far end must not take a cut-off transfer for a
+// whole one.
 type Aborter interface {
 	Abort()
 }

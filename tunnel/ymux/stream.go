@@ -266,6 +266,12 @@ func (st *Stream) receive(br *bufio.Reader, n uint32) error {
 		return err
 	}
 	st.mu.Lock()
+	if st.reset {
+		// Reset ran while the body arrived, and dropped buf: so are these
+		// bytes.
+		st.mu.Unlock()
+		return nil
+	}
 	st.buf = st.buf[:len(st.buf)+int(n)]
 	st.recvWindow -= n
 	st.mu.Unlock()

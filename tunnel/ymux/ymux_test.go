@@ -514,3 +514,32 @@ func TestReset(t *testing.T) {
 		t.Errorf("the session after a Reset: %v", err)
 	}
 }
+
+// Reset while the server's data keeps arriving: the frames in flight
+// are dropped and the session lives on (go test -race).
+func TestResetWhileReceiving(t *testing.T) {
+	cli, srv := pair(t, tunnel.DefaultWindow)
+	for i := 0; i < 20; i++ {
+		cst, sst := accepted(t, cli, srv)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			chunk := make([]byte, 16<<10)
+			for {
+				if _, err := sst.Write(chunk); err != nil {
+					return
+				}
+			}
+		}()
+		if _, err := io.ReadFull(cst, make([]byte, 32<<10)); err != nil {
+			t.Fatal(err)
+		}
+		if err := cst.Reset(); err != nil {
+			t.Fatal(err)
+		}
+		<-done // the server's write fails once the RST arrives
+	}
+	if _, err := cli.Ping(); err != nil || cli.NumStreams() != 0 {
+		t.Errorf("after the resets: %v, %d streams", err, cli.NumStreams())
+	}
+}
