@@ -141,11 +141,8 @@ func (se *session) run() {
 		})
 		defer t.Stop()
 	}
-	go func() {
-		if se.view.KeepAlive(se.cfg.Server.Keepalive.Duration) != nil {
-			s.count.keepalive.Add(1)
-		}
-	}()
+	stopKeepAlive := se.view.StartKeepAlive(se.cfg.Server.Keepalive.Duration, func() { s.count.keepalive.Add(1) })
+	defer stopKeepAlive()
 	var wg sync.WaitGroup
 	defer func() {
 		se.cancel() // aborts every backend still connected

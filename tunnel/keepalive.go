@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -42,30 +43,93 @@ func (s *MuxConn) KeepAlive(interval time.Duration) error {
 			return nil
 		case <-t.C:
 		}
-		if r := s.reads.Load(); r != seen {
-			seen = r // the peer spoke: it is alive
-			t.Reset(interval)
-			continue
-		}
-		mark := s.reads.Load() + s.writes.Load()
-		ctx, cancel := context.WithTimeout(context.Background(), interval)
-		err := s.c.Ping(ctx)
-		cancel()
-		select {
-		case <-s.c.closed:
-			return nil
-		default:
-		}
-		if err != nil && s.reads.Load()+s.writes.Load() == mark {
-			reason := fmt.Sprintf("%s: no answer for %s", KeepAliveReason, 2*interval)
-			// A dead peer will not answer the close frame: give it a
-			// second, not the whole close timeout.
-			s.c.CloseWithin(StatusInternalError, reason, time.Second)
+		if ended, dead := s.keepAliveCheck(interval, &seen); dead {
 			return ErrKeepAlive
+		} else if ended {
+			return nil
 		}
-		seen = s.reads.Load()
 		t.Reset(interval)
 	}
+}
+
+// StartKeepAlive is KeepAlive without a goroutine of its own: a timer
+// makes each check, and a ping waits in the timer's goroutine, so an idle
+// connection costs no goroutine stack (the gateway runs one per session).
+// dead, if not nil, is called once the keepalive closed a dead
+// connection. It stops at the first check after the connection ended, or
+// when stop is called (which the owner does as it lets go of the
+// connection, so that the timer does not hold it until then).
+func (s *MuxConn) StartKeepAlive(interval time.Duration, dead func()) (stop func()) {
+	if interval <= 0 {
+		return func() {}
+	}
+	k := &keepAliveTimer{s: s, interval: interval, dead: dead, seen: s.reads.Load()}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.t = time.AfterFunc(interval, k.tick)
+	return func() {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		k.stopped = true
+		k.t.Stop()
+	}
+}
+
+type keepAliveTimer struct {
+	s        *MuxConn
+	interval time.Duration
+	dead     func()
+	seen     uint64 // the peer's reads at the last check; only tick uses it
+
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+func (k *keepAliveTimer) tick() {
+	if isDone(k.s.c.closed) {
+		return
+	}
+	ended, dead := k.s.keepAliveCheck(k.interval, &k.seen)
+	if dead && k.dead != nil {
+		k.dead()
+	}
+	if ended {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.stopped {
+		k.t.Reset(k.interval)
+	}
+}
+
+// keepAliveCheck is one check, interval after the last: when nothing was
+// read from the peer since seen, it pings and waits up to interval for
+// the pong or any progress, and closes the connection when none came. It
+// reports whether the connection has ended, and whether it closed it as
+// dead.
+func (s *MuxConn) keepAliveCheck(interval time.Duration, seen *uint64) (ended, dead bool) {
+	if r := s.reads.Load(); r != *seen {
+		*seen = r // the peer spoke: it is alive
+		return false, false
+	}
+	mark := s.reads.Load() + s.writes.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), interval)
+	err := s.c.Ping(ctx)
+	cancel()
+	if isDone(s.c.closed) {
+		return true, false
+	}
+	if err != nil && s.reads.Load()+s.writes.Load() == mark {
+		reason := fmt.Sprintf("%s: no answer for %s", KeepAliveReason, 2*interval)
+		// A dead peer will not answer the close frame: give it a
+		// second, not the whole close timeout.
+		s.c.CloseWithin(StatusInternalError, reason, time.Second)
+		return true, true
+	}
+	*seen = s.reads.Load()
+	return false, false
 }
 
 // CloseWithin is Close bounded by d: it runs the closing handshake for at
