@@ -319,11 +319,7 @@ func (l *Listener) handle(st *yamux.Stream, nc net.Conn) {
 		_ = st.Close()
 		return
 	}
-	c := &ExposedConn{st: st, service: name}
-	if r, ok := nc.(streamResetter); ok {
-		id := st.StreamID()
-		c.reset = func() { _ = r.ResetStream(id) }
-	}
+	c := &ExposedConn{st: st, service: name, reset: resetVia(nc, st.StreamID())}
 	if name != l.service {
 		_ = c.Refuse(tunnel.OpenUnknownService, fmt.Sprintf("this exposer exposes only %s", l.service))
 		return

@@ -156,17 +156,24 @@ type streamResetter interface {
 
 // resetter returns a function that resets st on both sides: by the
 // stream's own Reset (tunnel/ymux, the browser build's), else through
-// the link's byte stream (hashicorp/yamux has no reset; tunnel.MuxConn
-// sends one for it), else nil (a custom Dialer's byte stream).
+// the link's byte stream (resetVia), else nil.
 func (l *link) resetter(st *muxStream) func() {
 	if r, ok := any(st).(interface{ Reset() error }); ok {
 		return func() { _ = r.Reset() }
 	}
-	if r, ok := l.nc.(streamResetter); ok {
-		id := st.StreamID()
-		return func() { _ = r.ResetStream(id) }
+	return resetVia(l.nc, st.StreamID())
+}
+
+// resetVia returns a function that resets stream id on both sides
+// through nc, the byte stream its yamux session runs on (hashicorp/yamux
+// has no reset; tunnel.MuxConn sends one for it), or nil when nc cannot
+// (a custom Dialer's byte stream).
+func resetVia(nc any, id uint32) func() {
+	r, ok := nc.(streamResetter)
+	if !ok {
+		return nil
 	}
-	return nil
+	return func() { _ = r.ResetStream(id) }
 }
 
 // close ends the tunnel with a normal closure, then the yamux session.

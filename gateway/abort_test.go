@@ -12,6 +12,19 @@ import (
 	"github.com/ferrygw/ferry/internal/testnet"
 )
 
+// waitFirehoseEnd waits up to within for the firehose's connection to
+// end, after what (the action its caller has just taken).
+func waitFirehoseEnd(t *testing.T, ended <-chan error, within time.Duration, what string) {
+	t.Helper()
+	start := time.Now()
+	select {
+	case err := <-ended:
+		t.Logf("the backend's connection ended %v after %s: %v", time.Since(start), what, err)
+	case <-time.After(within):
+		t.Fatalf("the backend still sends %v after %s (a close's drain lasts 5 s)", within, what)
+	}
+}
+
 // TestCloseEndsFirehose: a client that closes a stream whose backend is
 // still sending (a download it gave up on) ends the backend's connection
 // once its drain is over, rather than leaving the gateway (and the
@@ -47,14 +60,8 @@ func TestCloseEndsFirehose(t *testing.T) {
 			if _, err := io.ReadFull(c, make([]byte, 1<<20)); err != nil {
 				t.Fatal(err)
 			}
-			start := time.Now()
 			c.Close()
-			select {
-			case err := <-ended:
-				t.Logf("the backend's connection ended %v after the client's Close: %v", time.Since(start), err)
-			case <-time.After(8 * time.Second):
-				t.Fatal("the backend still sends 8 s after the client closed the stream (its drain lasts 5 s)")
-			}
+			waitFirehoseEnd(t, ended, 8*time.Second, "the client's Close")
 		})
 	}
 }
@@ -66,23 +73,13 @@ func TestCloseEndsFirehose(t *testing.T) {
 // backend is reset).
 func TestExposedCutOffUpload(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	type end struct {
 		n   int64
 		err error
 	}
 	ended := make(chan end, 1)
 	got := make(chan struct{})
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			ended <- end{err: err}
-			return
-		}
+	addr := testnet.ServeOnce(t, func(c net.Conn) {
 		defer c.Close()
 		n, err := io.CopyN(io.Discard, c, 1<<20)
 		close(got)
@@ -92,9 +89,9 @@ func TestExposedCutOffUpload(t *testing.T) {
 			n += m
 		}
 		ended <- end{n, err}
-	}()
+	})
 	g := startGateway(t, exposeConfig(""))
-	expose(t, g.url, ln.Addr().String(), "upload")
+	expose(t, g.url, addr, "upload")
 	s, err := client.Connect(context.Background(), g.url, &client.Options{Token: "user-token", MinBackoff: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -151,15 +148,9 @@ func TestForwardResetEndsFirehose(t *testing.T) {
 	if _, err := io.ReadFull(c, make([]byte, 1<<20)); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	_ = c.(*net.TCPConn).SetLinger(0)
 	c.Close() // a reset, with bytes unread
-	select {
-	case err := <-ended:
-		t.Logf("the backend's connection ended %v after the local reset: %v", time.Since(start), err)
-	case <-time.After(3 * time.Second):
-		t.Fatal("the backend still sends 3 s after the forward's local connection was reset (a close's drain lasts 5 s)")
-	}
+	waitFirehoseEnd(t, ended, 3*time.Second, "the forward's local connection was reset")
 }
 
 // TestExposedLocalReset: when the exposer's local service resets its

@@ -30,35 +30,26 @@ const KeepAliveReason = "keepalive timeout"
 // link whose frames still move is alive however long a pong takes. A dead
 // connection is closed with 1011 and KeepAliveReason.
 func (s *MuxConn) KeepAlive(interval time.Duration) error {
-	if interval <= 0 {
-		<-s.c.closed
+	dead := make(chan struct{}, 1)
+	stop := s.StartKeepAlive(interval, func() { dead <- struct{}{} })
+	defer stop()
+	<-s.c.closed
+	select {
+	case <-dead: // told before the keepalive closed the connection
+		return ErrKeepAlive
+	default:
 		return nil
-	}
-	t := time.NewTimer(interval)
-	defer t.Stop()
-	seen := s.reads.Load()
-	for {
-		select {
-		case <-s.c.closed:
-			return nil
-		case <-t.C:
-		}
-		if ended, dead := s.keepAliveCheck(interval, &seen); dead {
-			return ErrKeepAlive
-		} else if ended {
-			return nil
-		}
-		t.Reset(interval)
 	}
 }
 
 // StartKeepAlive is KeepAlive without a goroutine of its own: a timer
 // makes each check, and a ping waits in the timer's goroutine, so an idle
 // connection costs no goroutine stack (the gateway runs one per session).
-// dead, if not nil, is called once the keepalive closed a dead
-// connection. It stops at the first check after the connection ended, or
-// when stop is called (which the owner does as it lets go of the
-// connection, so that the timer does not hold it until then).
+// dead, if not nil, is called when the peer is found dead, just before
+// the connection is closed. It stops at the first check after the
+// connection ended, or when stop is called (which the owner does as it
+// lets go of the connection, so that the timer does not hold it until
+// then).
 func (s *MuxConn) StartKeepAlive(interval time.Duration, dead func()) (stop func()) {
 	if interval <= 0 {
 		return func() {}
@@ -86,50 +77,41 @@ type keepAliveTimer struct {
 	stopped bool
 }
 
+// tick is one check, interval after the last: when nothing was read from
+// the peer since then, it pings and waits up to interval for the pong or
+// any progress, and closes the connection with 1011 when none came.
 func (k *keepAliveTimer) tick() {
-	if isDone(k.s.c.closed) {
+	s := k.s
+	if isDone(s.c.closed) {
 		return
 	}
-	ended, dead := k.s.keepAliveCheck(k.interval, &k.seen)
-	if dead && k.dead != nil {
-		k.dead()
-	}
-	if ended {
-		return
+	if r := s.reads.Load(); r != k.seen {
+		k.seen = r // the peer spoke: it is alive
+	} else {
+		mark := s.reads.Load() + s.writes.Load()
+		ctx, cancel := context.WithTimeout(context.Background(), k.interval)
+		err := s.c.Ping(ctx)
+		cancel()
+		if isDone(s.c.closed) {
+			return
+		}
+		if err != nil && s.reads.Load()+s.writes.Load() == mark {
+			if k.dead != nil {
+				k.dead()
+			}
+			reason := fmt.Sprintf("%s: no answer for %s", KeepAliveReason, 2*k.interval)
+			// A dead peer will not answer the close frame: give it a
+			// second, not the whole close timeout.
+			s.c.CloseWithin(StatusInternalError, reason, time.Second)
+			return
+		}
+		k.seen = s.reads.Load()
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if !k.stopped {
 		k.t.Reset(k.interval)
 	}
-}
-
-// keepAliveCheck is one check, interval after the last: when nothing was
-// read from the peer since seen, it pings and waits up to interval for
-// the pong or any progress, and closes the connection when none came. It
-// reports whether the connection has ended, and whether it closed it as
-// dead.
-func (s *MuxConn) keepAliveCheck(interval time.Duration, seen *uint64) (ended, dead bool) {
-	if r := s.reads.Load(); r != *seen {
-		*seen = r // the peer spoke: it is alive
-		return false, false
-	}
-	mark := s.reads.Load() + s.writes.Load()
-	ctx, cancel := context.WithTimeout(context.Background(), interval)
-	err := s.c.Ping(ctx)
-	cancel()
-	if isDone(s.c.closed) {
-		return true, false
-	}
-	if err != nil && s.reads.Load()+s.writes.Load() == mark {
-		reason := fmt.Sprintf("%s: no answer for %s", KeepAliveReason, 2*interval)
-		// A dead peer will not answer the close frame: give it a
-		// second, not the whole close timeout.
-		s.c.CloseWithin(StatusInternalError, reason, time.Second)
-		return true, true
-	}
-	*seen = s.reads.Load()
-	return false, false
 }
 
 // CloseWithin is Close bounded by d: it runs the closing handshake for at

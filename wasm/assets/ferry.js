@@ -19,7 +19,7 @@
 // The content hashes of the files this module loads, set by
 // scripts/build-wasm, so that their URLs change when they do and the
 // gateway can let browsers cache them for good.
-const versions = { "client.wasm": "fe17d58a81076db0", "wasm_exec.js": "0c949f4996f9a896" };
+const versions = { "client.wasm": "3b4ccb470f69f78f", "wasm_exec.js": "0c949f4996f9a896" };
 
 function assetURL(name) {
   const v = versions[name];
